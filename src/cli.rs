@@ -1,0 +1,61 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tend",
+    version,
+    about = "Reconciling sidecar: ECS capacity cache, scheduler, Instagram archive"
+)]
+pub struct Cli {
+    /// TOML config file; every key can also be set with a TEND_* variable.
+    #[arg(long, short, global = true, env = "TEND_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every enabled loop and the HTTP server until SIGTERM or SIGINT.
+    Run,
+    /// Run one loop in the foreground, without the HTTP server.
+    Reconcile {
+        #[arg(value_enum)]
+        name: LoopName,
+        /// Run a single pass, print its summary and exit (1 if it failed).
+        #[arg(long)]
+        once: bool,
+    },
+    /// Answer from the capacity cache whether a task fits on a single instance.
+    ///
+    /// Exit status: 0 when it fits (or, without --cpu/--memory, when the cache
+    /// is fresh), 1 when it does not fit, 2 when the cache is stale, the
+    /// cluster is not cached or Redis fails.
+    Capacity {
+        /// Cluster name or ARN; all cached clusters when omitted.
+        #[arg(long)]
+        cluster: Option<String>,
+        /// CPU units the task needs (1024 per vCPU).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
+        cpu: i64,
+        /// Memory the task needs, in MiB.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
+        memory: i64,
+        /// Refuse cache entries older than this (default: ecs_capacity.max_age).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        max_age: Option<std::time::Duration>,
+    },
+    /// Validate the configuration and print it with secrets masked.
+    CheckConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LoopName {
+    /// Refresh the Redis cache of ECS cluster capacity.
+    EcsCapacity,
+}

@@ -1,0 +1,73 @@
+//! One module per command; this one loads the configuration, sets up
+//! logging and maps results to exit statuses.
+
+mod capacity;
+mod loops;
+mod reconcile;
+mod run;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+use crate::config::{Config, LogFormat};
+
+/// Exit status for an invalid configuration (EX_USAGE from sysexits.h).
+pub const EXIT_CONFIG: u8 = 64;
+
+pub fn main(cli: Cli) -> ExitCode {
+    let config = match Config::from_process(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("tend: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if let Command::CheckConfig = cli.command {
+        return check_config(&config);
+    }
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("tend: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Run => run::run(config).await,
+            Command::Reconcile { name, once } => reconcile::reconcile(config, name, once).await,
+            Command::Capacity {
+                cluster,
+                cpu,
+                memory,
+                max_age,
+            } => capacity::capacity(config, cluster, cpu, memory, max_age).await,
+            Command::CheckConfig => unreachable!("handled before the runtime starts"),
+        }
+    })
+}
+
+fn check_config(config: &Config) -> ExitCode {
+    println!("configuration is valid; effective values (secrets masked):");
+    match serde_json::to_string_pretty(config) {
+        Ok(text) => println!("{text}"),
+        Err(error) => eprintln!("tend: cannot print the configuration: {error}"),
+    }
+    ExitCode::SUCCESS
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}

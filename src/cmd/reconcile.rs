@@ -1,0 +1,99 @@
+//! `tend reconcile <loop>`: one loop in the foreground, without HTTP.
+
+use std::process::ExitCode;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::error;
+
+use super::loops;
+use crate::cli::LoopName;
+use crate::config::Config;
+use crate::runtime::{LoopMetrics, Reconciler, Runner, Schedule, StatusBoard, error_chain};
+
+pub async fn reconcile(config: Config, name: LoopName, once: bool) -> ExitCode {
+    let registry = prometheus::Registry::new();
+    let built = match loops::build(&config, &registry).await {
+        Ok(built) => built,
+        Err(error) => {
+            error!(error = %error_chain(&error), "startup failed");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runner = match LoopMetrics::register(&registry) {
+        Ok(metrics) => Runner::new(StatusBoard::default(), metrics),
+        Err(error) => {
+            error!(%error, "registering metrics failed");
+            return ExitCode::FAILURE;
+        }
+    };
+    match name {
+        LoopName::EcsCapacity => match built.ecs_capacity {
+            Some((reconciler, schedule)) => drive(&runner, reconciler, schedule, once).await,
+            None => {
+                eprintln!(
+                    "tend: the ecs-capacity loop is disabled; set ecs_capacity.enabled = true (TEND_ECS_CAPACITY_ENABLED=true)"
+                );
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+async fn drive<R: Reconciler>(
+    runner: &Runner,
+    reconciler: std::sync::Arc<R>,
+    schedule: Schedule,
+    once: bool,
+) -> ExitCode {
+    let shutdown = CancellationToken::new();
+    if !once {
+        let mut tasks = JoinSet::new();
+        runner.spawn(&mut tasks, reconciler, schedule, shutdown.clone());
+        let _ = tokio::signal::ctrl_c().await;
+        shutdown.cancel();
+        while tasks.join_next().await.is_some() {}
+        return ExitCode::SUCCESS;
+    }
+    runner.prepare(reconciler.name(), &schedule);
+    let started = std::time::Instant::now();
+    match runner
+        .run_pass(reconciler.as_ref(), &schedule, &shutdown)
+        .await
+    {
+        Ok(outcome) => {
+            println!(
+                "{} pass succeeded in {:.2}s",
+                reconciler.name(),
+                started.elapsed().as_secs_f64()
+            );
+            print_summary(&outcome.summary);
+            ExitCode::SUCCESS
+        }
+        Err(failure) => {
+            eprintln!("tend: {} pass failed: {failure}", reconciler.name());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_summary(summary: &serde_json::Value) {
+    let Some(fields) = summary.as_object() else {
+        return;
+    };
+    for (key, value) in fields {
+        let shown = match value {
+            serde_json::Value::Array(items) if items.is_empty() => "none".to_owned(),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(|item| {
+                    item.as_str()
+                        .map_or_else(|| item.to_string(), str::to_owned)
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            other => other.to_string(),
+        };
+        println!("  {}: {shown}", key.replace('_', " "));
+    }
+}

@@ -1,0 +1,408 @@
+//! Typed configuration: one TOML file plus `TEND_*` environment overrides.
+//!
+//! Every key can be overridden by an environment variable named after its
+//! path (`redis.url` → `TEND_REDIS_URL`), so tend runs with no file at all.
+//! Loading reports every invalid value at once, by name, before anything
+//! starts. AWS settings come from the standard AWS environment and
+//! credential chain; only the region and endpoint can also be set here.
+
+mod settings;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use settings::env_name;
+use settings::{Settings, format_problems};
+
+/// Environment variables starting with `TEND_` that are not config keys.
+const OTHER_VARIABLES: &[&str] = &["TEND_CONFIG"];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub redis: RedisConfig,
+    pub aws: AwsConfig,
+    pub runtime: RuntimeConfig,
+    pub log: LogConfig,
+    pub ecs_capacity: EcsCapacityConfig,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpConfig {
+    /// Address of the one port serving `/metrics`, `/healthz`, `/readyz`, `/status`.
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RedisConfig {
+    pub url: RedisUrl,
+    /// Prefix of tend's own keys; the seed-compatible keys have none.
+    pub key_prefix: String,
+    /// Whether to also write the seed-compatible keys that older consumers read.
+    pub seed_keys: bool,
+    /// Bound on connecting and on each command.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AwsConfig {
+    /// Region; when unset, `AWS_REGION`, `AWS_DEFAULT_REGION` or the shared
+    /// config profile decide. Never probed from the instance metadata service.
+    pub region: Option<String>,
+    /// Endpoint for every AWS service, for emulators; `AWS_ENDPOINT_URL` works too.
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuntimeConfig {
+    /// Time allowed after SIGTERM for running passes to finish.
+    pub shutdown_grace: Duration,
+    /// First delay after a failed pass; it doubles on each further failure.
+    pub backoff_initial: Duration,
+    /// Cap on the delay after failures.
+    pub backoff_max: Duration,
+    /// Fraction of each interval added or removed at random, so replicas and
+    /// loops do not call the same APIs in lockstep.
+    pub jitter: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// `tracing` filter directive such as `info` or `tend=debug,info`;
+    /// `RUST_LOG` takes precedence.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EcsCapacityConfig {
+    pub enabled: bool,
+    /// Time between full refreshes of every cluster.
+    pub interval: Duration,
+    /// Bound on one refresh; a pass that runs longer fails and is retried.
+    pub pass_timeout: Duration,
+    /// Cluster names or ARNs to track; empty tracks every cluster in the region.
+    pub clusters: Vec<String>,
+    /// Oldest cache entry that readers such as `tend capacity` accept.
+    pub max_age: Duration,
+    /// Clusters observed at the same time during one refresh.
+    pub concurrency: u64,
+}
+
+/// Redis URL whose password never appears in output: `Display`, `Debug`
+/// and serialisation all mask it.
+#[derive(Clone)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    /// Returns the URL with its password, for connecting only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    fn redacted(&self) -> String {
+        let Some((scheme, rest)) = self.0.split_once("://") else {
+            return self.0.clone();
+        };
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        match rest[..authority_end].rfind('@') {
+            Some(at) => {
+                let user = rest[..at].split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}:***@{}", &rest[at + 1..])
+            }
+            None => self.0.clone(),
+        }
+    }
+}
+
+impl fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RedisUrl({})", self.redacted())
+    }
+}
+
+impl Serialize for RedisUrl {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.redacted())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax { path: String, message: String },
+    #[error("invalid configuration ({} problems):\n{}", .0.len(), format_problems(.0))]
+    Invalid(Vec<String>),
+}
+
+impl Config {
+    /// Loads the file at `path` (if any) and applies the `TEND_*` variables in `env`.
+    pub fn load(path: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let (table, label) = match path {
+            Some(path) => {
+                let label = path.display().to_string();
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: label.clone(),
+                    source,
+                })?;
+                let table = text
+                    .parse::<toml::Table>()
+                    .map_err(|error| ConfigError::Syntax {
+                        path: label.clone(),
+                        message: error.to_string(),
+                    })?;
+                (table, label)
+            }
+            None => (toml::Table::new(), "(no config file)".to_owned()),
+        };
+        let mut settings = Settings::new(table, label, env);
+        let config = Self::read(&mut settings);
+        let problems = settings.finish(OTHER_VARIABLES);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// Loads with the process environment.
+    pub fn from_process(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        Self::load(path, &env)
+    }
+
+    fn read(s: &mut Settings<'_>) -> Self {
+        Self {
+            http: HttpConfig {
+                listen: s.value("http.listen", SocketAddr::from(([0, 0, 0, 0], 9464))),
+            },
+            redis: read_redis(s),
+            aws: read_aws(s),
+            runtime: read_runtime(s),
+            log: read_log(s),
+            ecs_capacity: read_ecs_capacity(s),
+        }
+    }
+}
+
+fn read_redis(s: &mut Settings<'_>) -> RedisConfig {
+    let url: String = s.value("redis.url", "redis://127.0.0.1:6379".to_owned());
+    let redis_url = RedisUrl(url);
+    if !redis_url.0.starts_with("redis://") && !redis_url.0.starts_with("redis+unix://") {
+        s.invalid(
+            "redis.url",
+            format!("= {redis_url} is invalid: use a redis:// or redis+unix:// URL (TLS, rediss://, is not built in)"),
+        );
+    } else if let Err(error) = redis::Client::open(redis_url.0.as_str()) {
+        s.invalid("redis.url", format!("= {redis_url} is invalid: {error}"));
+    }
+    let key_prefix: String = s.value("redis.key_prefix", "tend".to_owned());
+    if key_prefix.is_empty()
+        || key_prefix
+            .chars()
+            .any(|c| c.is_whitespace() || c == '{' || c == '}')
+    {
+        s.invalid(
+            "redis.key_prefix",
+            format!("= {key_prefix:?} is invalid: use a non-empty prefix without spaces or braces, such as \"tend\""),
+        );
+    }
+    let timeout = s.value("redis.timeout", Duration::from_secs(2));
+    if timeout.is_zero() {
+        s.invalid("redis.timeout", "must be above zero, such as \"2s\"");
+    }
+    RedisConfig {
+        url: redis_url,
+        key_prefix,
+        seed_keys: s.value("redis.seed_keys", true),
+        timeout,
+    }
+}
+
+fn read_aws(s: &mut Settings<'_>) -> AwsConfig {
+    let region: Option<String> = s.optional("aws.region");
+    if region.as_deref().is_some_and(|r| r.trim().is_empty()) {
+        s.invalid(
+            "aws.region",
+            "is empty: set a region such as \"us-east-1\" or remove the key",
+        );
+    }
+    let endpoint_url: Option<String> = s.optional("aws.endpoint_url");
+    if let Some(url) = &endpoint_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        s.invalid(
+            "aws.endpoint_url",
+            format!("= {url:?} is invalid: use an http:// or https:// URL"),
+        );
+    }
+    AwsConfig {
+        region,
+        endpoint_url,
+    }
+}
+
+fn read_runtime(s: &mut Settings<'_>) -> RuntimeConfig {
+    let runtime = RuntimeConfig {
+        shutdown_grace: s.value("runtime.shutdown_grace", Duration::from_secs(25)),
+        backoff_initial: s.value("runtime.backoff_initial", Duration::from_secs(1)),
+        backoff_max: s.value("runtime.backoff_max", Duration::from_secs(300)),
+        jitter: s.value("runtime.jitter", 0.1),
+    };
+    if runtime.backoff_initial.is_zero() {
+        s.invalid(
+            "runtime.backoff_initial",
+            "must be above zero, such as \"1s\"",
+        );
+    }
+    if runtime.backoff_max < runtime.backoff_initial {
+        s.invalid(
+            "runtime.backoff_max",
+            "must be at least runtime.backoff_initial",
+        );
+    }
+    if !(0.0..=0.5).contains(&runtime.jitter) {
+        s.invalid(
+            "runtime.jitter",
+            format!(
+                "= {} is out of range: use a fraction from 0 to 0.5",
+                runtime.jitter
+            ),
+        );
+    }
+    runtime
+}
+
+fn read_log(s: &mut Settings<'_>) -> LogConfig {
+    let format: String = s.value("log.format", "text".to_owned());
+    let format = match format.as_str() {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            s.invalid(
+                "log.format",
+                format!("= {other:?} is invalid: use \"text\" or \"json\""),
+            );
+            LogFormat::Text
+        }
+    };
+    let level: String = s.value("log.level", "info".to_owned());
+    if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+        s.invalid(
+            "log.level",
+            format!("= {level:?} is invalid: use a level such as \"info\" or a filter such as \"tend=debug,info\""),
+        );
+    }
+    LogConfig { format, level }
+}
+
+fn read_ecs_capacity(s: &mut Settings<'_>) -> EcsCapacityConfig {
+    let config = EcsCapacityConfig {
+        enabled: s.value("ecs_capacity.enabled", true),
+        interval: s.value("ecs_capacity.interval", Duration::from_secs(30)),
+        pass_timeout: s.value("ecs_capacity.pass_timeout", Duration::from_secs(120)),
+        clusters: s.value("ecs_capacity.clusters", Vec::new()),
+        max_age: s.value("ecs_capacity.max_age", Duration::from_secs(120)),
+        concurrency: s.value("ecs_capacity.concurrency", 8),
+    };
+    if config.interval < Duration::from_secs(1) {
+        s.invalid("ecs_capacity.interval", "must be at least 1s");
+    }
+    if config.pass_timeout.is_zero() {
+        s.invalid(
+            "ecs_capacity.pass_timeout",
+            "must be above zero, such as \"2m\"",
+        );
+    }
+    if config.max_age < config.interval {
+        s.invalid(
+            "ecs_capacity.max_age",
+            "must be at least ecs_capacity.interval, or every read would find the cache stale",
+        );
+    }
+    if !(1..=64).contains(&config.concurrency) {
+        s.invalid("ecs_capacity.concurrency", "must be from 1 to 64");
+    }
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(file: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tend.toml");
+        std::fs::write(&path, file).unwrap();
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load(Some(&path), &env)
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let env = BTreeMap::from([(
+            "TEND_REDIS_URL".to_owned(),
+            "redis://10.0.0.5:6380".to_owned(),
+        )]);
+        let config = Config::load(None, &env).unwrap();
+        assert_eq!(config.redis.url.expose(), "redis://10.0.0.5:6380");
+        assert!(config.ecs_capacity.enabled);
+        assert_eq!(config.ecs_capacity.interval, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn all_problems_reported_together() {
+        let error = load(
+            "[ecs_capacity]\ninterval = \"0s\"\nconcurrency = 0\n[log]\nformat = \"xml\"\n",
+            &[("TEND_REDIS_URL", "http://x")],
+        )
+        .unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("4 problems"), "{text}");
+        assert!(text.contains("ecs_capacity.interval"), "{text}");
+        assert!(text.contains("ecs_capacity.concurrency"), "{text}");
+        assert!(text.contains("log.format"), "{text}");
+        assert!(text.contains("redis.url"), "{text}");
+    }
+
+    #[test]
+    fn redis_password_masked() {
+        let url = RedisUrl("redis://user:hunter2@cache:6379/0".to_owned());
+        assert_eq!(url.to_string(), "redis://user:***@cache:6379/0");
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert!(!serde_json::to_string(&url).unwrap().contains("hunter2"));
+    }
+
+    #[test]
+    fn syntax_error_names_file() {
+        let error = load("[redis\n", &[]).unwrap_err();
+        assert!(error.to_string().contains("tend.toml"), "{error}");
+    }
+}
