@@ -107,6 +107,10 @@ pub struct EcsCapacityConfig {
 pub struct RedisUrl(String);
 
 impl RedisUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
     /// Returns the URL with its password, for connecting only.
     pub fn expose(&self) -> &str {
         &self.0

@@ -1,5 +1,9 @@
 //! Integration tests against real peers: Redis on 127.0.0.1, the moto AWS
 //! server and the project's ECS fake. One binary, so the suite links once.
 
+mod cli;
+mod conformance;
+mod crash;
+mod ecs_capacity;
 mod ecs_fake;
 mod support;
