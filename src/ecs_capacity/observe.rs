@@ -20,20 +20,20 @@ const PAGE: usize = 100;
 #[derive(Debug, thiserror::Error)]
 pub enum ObserveError {
     #[error("ECS ListClusters failed")]
-    ListClustersFailed(#[source] SdkError<ListClustersError>),
+    ListClustersFailed(#[source] Box<SdkError<ListClustersError>>),
     #[error("ECS DescribeClusters failed")]
-    DescribeClustersFailed(#[source] SdkError<DescribeClustersError>),
+    DescribeClustersFailed(#[source] Box<SdkError<DescribeClustersError>>),
     #[error("ECS ListContainerInstances failed for cluster {cluster}")]
     ListInstancesFailed {
         cluster: String,
         #[source]
-        source: SdkError<ListContainerInstancesError>,
+        source: Box<SdkError<ListContainerInstancesError>>,
     },
     #[error("ECS DescribeContainerInstances failed for cluster {cluster}")]
     DescribeInstancesFailed {
         cluster: String,
         #[source]
-        source: SdkError<DescribeContainerInstancesError>,
+        source: Box<SdkError<DescribeContainerInstancesError>>,
     },
 }
 
@@ -83,7 +83,7 @@ impl Observer {
                 .set_clusters(Some(chunk.to_vec()))
                 .send()
                 .await
-                .map_err(ObserveError::DescribeClustersFailed)?;
+                .map_err(|error| ObserveError::DescribeClustersFailed(Box::new(error)))?;
             for cluster in reply.clusters() {
                 list.clusters.push(ClusterHeader {
                     arn: cluster.cluster_arn().unwrap_or_default().to_owned(),
@@ -116,7 +116,7 @@ impl Observer {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(ObserveError::ListClustersFailed)?;
+            let page = page.map_err(|error| ObserveError::ListClustersFailed(Box::new(error)))?;
             arns.extend(page.cluster_arns().iter().cloned());
         }
         Ok(arns)
@@ -138,7 +138,7 @@ impl Observer {
                     .await
                     .map_err(|source| ObserveError::DescribeInstancesFailed {
                         cluster: header.arn.clone(),
-                        source,
+                        source: Box::new(source),
                     })?;
                 // Instances deregistered since the list come back as MISSING
                 // failures and are rightly left out.
@@ -173,7 +173,7 @@ impl Observer {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|source| ObserveError::ListInstancesFailed {
                 cluster: cluster.to_owned(),
-                source,
+                source: Box::new(source),
             })?;
             arns.extend(page.container_instance_arns().iter().cloned());
         }

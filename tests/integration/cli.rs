@@ -33,7 +33,7 @@ async fn run_serves_endpoints_and_stops_on_sigterm() {
     let name = unique("cli-run");
     let fake = seeded_fake(&name).await;
     let prefix = unique("tendcli");
-    let env = TendEnv::new(&fake.endpoint(), REDIS_URL, &prefix)
+    let env = TendEnv::new(fake.endpoint(), REDIS_URL, &prefix)
         .set("TEND_ECS_CAPACITY_INTERVAL", "1s")
         .set("TEND_ECS_CAPACITY_MAX_AGE", "10s")
         .set("TEND_RUNTIME_SHUTDOWN_GRACE", "5s");
@@ -111,7 +111,7 @@ async fn readyz_names_unreachable_redis() {
     let name = unique("cli-noredis");
     let fake = seeded_fake(&name).await;
     let closed = format!("redis://127.0.0.1:{}", free_port());
-    let env = TendEnv::new(&fake.endpoint(), &closed, "unused").set("TEND_REDIS_TIMEOUT", "300ms");
+    let env = TendEnv::new(fake.endpoint(), &closed, "unused").set("TEND_REDIS_TIMEOUT", "300ms");
     let tend = env.spawn_run();
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -128,7 +128,7 @@ async fn reconcile_once_prints_summary() {
     let name = unique("cli-once");
     let fake = seeded_fake(&name).await;
     let prefix = unique("tendonce");
-    let env = TendEnv::new(&fake.endpoint(), REDIS_URL, &prefix);
+    let env = TendEnv::new(fake.endpoint(), REDIS_URL, &prefix);
     let output = env.output(&["reconcile", "ecs-capacity", "--once"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);

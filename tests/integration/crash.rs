@@ -80,7 +80,7 @@ async fn kill_during_writes_keeps_cache_consistent() {
         .collect();
     let reply = fake.seed(&json!({ "clusters": clusters })).await;
     let prefix = unique("tendcrash");
-    let env = TendEnv::new(&fake.endpoint(), REDIS_URL, &prefix)
+    let env = TendEnv::new(fake.endpoint(), REDIS_URL, &prefix)
         .set("TEND_ECS_CAPACITY_INTERVAL", "1s")
         .set("TEND_ECS_CAPACITY_CLUSTERS", &names.join(","));
 

@@ -84,7 +84,7 @@ async fn pages_past_one_hundred_instances() {
         {"name": large, "instance_groups": [group(250, 2048, 4096, 0, "ACTIVE", true)]},
     ]}))
     .await;
-    let harness = Harness::new(&fake.endpoint());
+    let harness = Harness::new(fake.endpoint());
     fake.reset_calls().await;
 
     let summary = harness.pass().await;
@@ -131,7 +131,7 @@ async fn fargate_only_cluster_not_full() {
         &json!({"clusters": [{"name": name, "fargate_running_tasks": 3, "instance_groups": []}]}),
     )
     .await;
-    let harness = Harness::new(&fake.endpoint());
+    let harness = Harness::new(fake.endpoint());
     fake.reset_calls().await;
     harness.pass().await;
 
@@ -165,7 +165,7 @@ async fn full_resync_overwrites_but_older_update_does_not() {
         .seed(&json!({"clusters": [{"name": name, "instance_groups": [group(1, 2048, 4096, 4096 - 512, "ACTIVE", true)]}]}))
         .await;
     let instance_arn = reply.clusters[0].instances[0].arn.clone();
-    let harness = Harness::new(&fake.endpoint());
+    let harness = Harness::new(fake.endpoint());
     harness.pass().await;
     let cached = harness.reader().cluster(&name).await.unwrap();
     let current = cached.cluster.instances[0].clone();
@@ -232,7 +232,7 @@ async fn draining_and_disconnected_visible_not_free() {
         group(1, 2048, 4096, 0, "ACTIVE", false),
     ]}]}))
     .await;
-    let harness = Harness::new(&fake.endpoint());
+    let harness = Harness::new(fake.endpoint());
     harness.pass().await;
 
     let cached = harness.reader().cluster(&name).await.unwrap();
@@ -275,7 +275,7 @@ async fn fragmented_memory_does_not_fit() {
     let name = unique("e5-fragments");
     fake.seed(&json!({"clusters": [{"name": name, "instance_groups": [group(5, 1024, 1024, 924, "ACTIVE", true)]}]}))
         .await;
-    let harness = Harness::new(&fake.endpoint());
+    let harness = Harness::new(fake.endpoint());
     harness.pass().await;
 
     let reader = harness.reader();
@@ -297,7 +297,7 @@ async fn deregistered_instances_and_deleted_clusters_leave() {
             {"name": dropped, "instance_groups": []},
         ]}))
         .await;
-    let harness = Harness::new(&fake.endpoint());
+    let harness = Harness::new(fake.endpoint());
     harness.pass().await;
     let dropped_arn = harness
         .reader()
@@ -309,7 +309,7 @@ async fn deregistered_instances_and_deleted_clusters_leave() {
     let kept_cluster = harness.reader().cluster(&kept).await.unwrap().cluster;
     let leaving = reply.clusters[0].instances[0].arn.clone();
 
-    let client = ecs_client(&fake.endpoint());
+    let client = ecs_client(fake.endpoint());
     client
         .deregister_container_instance()
         .cluster(&kept)
@@ -353,7 +353,7 @@ async fn throttled_pass_fails_then_recovers() {
     let name = unique("throttle");
     fake.seed(&json!({"clusters": [{"name": name, "instance_groups": [group(1, 1024, 1024, 0, "ACTIVE", true)]}]}))
         .await;
-    let harness = Harness::new(&fake.endpoint());
+    let harness = Harness::new(fake.endpoint());
     // More throttling than the SDK's three attempts absorb.
     fake.inject_fault("ListContainerInstances", "ThrottlingException", 3)
         .await;
