@@ -1,1 +1,158 @@
-fn main() {}
+//! `tend-ecs-fake`: an in-memory ECS endpoint that speaks the awsJson1_1
+//! protocol of the ECS API, so that `aws-sdk-ecs` talks to it unchanged.
+//! Unlike moto it pages List results (at most 100 per page), honours
+//! `totalResources` on RegisterContainerInstance and can inject errors.
+//!
+//! It prints `listening on http://ADDRESS` as its first line on stdout once
+//! it accepts connections, logs to stderr, and exits on SIGTERM or SIGINT.
+
+mod admin;
+mod fake;
+mod fields;
+mod ops;
+mod protocol;
+mod seed;
+mod server;
+mod state;
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Parser;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tracing_subscriber::EnvFilter;
+
+use crate::fake::Fake;
+use crate::server::SharedFake;
+use crate::state::State;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tend-ecs-fake",
+    about = "In-memory ECS endpoint for tests and local runs"
+)]
+struct Args {
+    /// Address to listen on. Port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+
+    /// AWS region used in ARNs.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+
+    /// 12-digit AWS account id used in ARNs.
+    #[arg(long, default_value = "123456789012", value_parser = parse_account)]
+    account: String,
+
+    /// JSON seed document with the initial clusters and instances, in the
+    /// format `POST /_fake/state` accepts.
+    #[arg(long)]
+    seed: Option<PathBuf>,
+}
+
+fn parse_account(text: &str) -> Result<String, String> {
+    if text.len() == 12 && text.bytes().all(|byte| byte.is_ascii_digit()) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("invalid account id {text:?}: expected 12 digits"))
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(filter)
+        .init();
+
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let mut state = State::new(&args.region, &args.account);
+    if let Some(path) = &args.seed {
+        load_seed(&mut state, path)?;
+    }
+    let fake = Arc::new(Mutex::new(Fake::new(state)));
+
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|error| format!("failed to listen on {}: {error}", args.listen))?;
+    let address = listener
+        .local_addr()
+        .map_err(|error| format!("failed to read the listening address: {error}"))?;
+    // The handlers are installed before the address is announced, so a
+    // signal sent right after the announcement still stops the fake cleanly.
+    let terminate = signal(SignalKind::terminate())
+        .map_err(|error| format!("failed to install the SIGTERM handler: {error}"))?;
+    let interrupt = signal(SignalKind::interrupt())
+        .map_err(|error| format!("failed to install the SIGINT handler: {error}"))?;
+
+    announce(address)?;
+    tracing::info!(%address, region = %args.region, account = %args.account, "ECS fake started");
+
+    serve(listener, fake, terminate, interrupt).await;
+    tracing::info!("ECS fake stopped");
+    Ok(())
+}
+
+/// Accepts connections until SIGTERM or SIGINT arrives.
+async fn serve(
+    listener: TcpListener,
+    fake: SharedFake,
+    mut terminate: Signal,
+    mut interrupt: Signal,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    tokio::spawn(server::serve_connection(stream, Arc::clone(&fake)));
+                }
+                Err(error) => {
+                    // Accept fails on transient conditions such as running
+                    // out of file descriptors, so pause instead of spinning.
+                    tracing::warn!(%error, "failed to accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = terminate.recv() => return,
+            _ = interrupt.recv() => return,
+        }
+    }
+}
+
+/// Prints the listening address as the first stdout line, which tests read
+/// to learn the port.
+fn announce(address: SocketAddr) -> Result<(), String> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on http://{address}")
+        .and_then(|()| stdout.flush())
+        .map_err(|error| format!("failed to write the listening address to stdout: {error}"))
+}
+
+fn load_seed(state: &mut State, path: &Path) -> Result<(), String> {
+    let display_path = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("failed to read seed file {display_path}: {error}"))?;
+    let document: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|error| format!("invalid JSON in seed file {display_path}: {error}"))?;
+    let seed = seed::parse_seed(&document)
+        .map_err(|error| format!("invalid seed file {display_path}: {error}"))?;
+    seed::apply_seed(state, &seed);
+    tracing::info!(path = %display_path, clusters = seed.clusters.len(), "loaded seed");
+    Ok(())
+}

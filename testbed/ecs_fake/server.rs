@@ -1,0 +1,102 @@
+//! HTTP/1 server: routes `POST /` to the ECS operations and `/_fake/` to
+//! the admin endpoints.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::CONTENT_TYPE;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+
+use crate::fake::Fake;
+use crate::{admin, ops, protocol};
+
+pub type SharedFake = Arc<Mutex<Fake>>;
+
+/// Largest request body accepted. Seed documents are the largest bodies.
+const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// Serves HTTP/1 requests on one connection until the client closes it.
+pub async fn serve_connection(stream: TcpStream, fake: SharedFake) {
+    let service = service_fn(move |request| {
+        let fake = Arc::clone(&fake);
+        async move { Ok::<_, Infallible>(respond(&fake, request).await) }
+    });
+    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    if let Err(error) = connection.await {
+        tracing::debug!(%error, "connection ended with an error");
+    }
+}
+
+async fn respond(fake: &SharedFake, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) => {
+            tracing::warn!(%error, path = %parts.uri.path(), "failed to read request body");
+            let message = format!("failed to read the request body: {error}");
+            return json_response(400, "application/json", &json!({ "error": message }));
+        }
+    };
+
+    let path = parts.uri.path();
+    if path.starts_with("/_fake/") {
+        let reply = admin::handle(&mut lock(fake), parts.method.as_str(), path, &body);
+        return json_response(reply.status, "application/json", &reply.body);
+    }
+    if parts.method == Method::POST && path == "/" {
+        let target = parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|value| value.to_str().ok());
+        return aws_response(fake, target, &body);
+    }
+    let message = format!(
+        "no endpoint for {} {path}: ECS requests are POST / and admin requests use /_fake/",
+        parts.method
+    );
+    json_response(404, "application/json", &json!({ "error": message }))
+}
+
+/// Runs one ECS operation and wraps its result in an awsJson1_1 response.
+fn aws_response(fake: &SharedFake, target: Option<&str>, body: &[u8]) -> Response<Full<Bytes>> {
+    let result = ops::dispatch(&mut lock(fake), target, body);
+    let request_id = protocol::request_id();
+    let (status, output) = match result {
+        Ok(output) => (200, output),
+        Err(error) => {
+            tracing::debug!(?target, code = %error.code, message = %error.message, %request_id,
+                "returned ECS error");
+            (error.status(), error.body())
+        }
+    };
+    let mut response = json_response(status, protocol::CONTENT_TYPE, &output);
+    let request_id = request_id
+        .parse()
+        .expect("request id is a valid header value");
+    response
+        .headers_mut()
+        .insert("x-amzn-requestid", request_id);
+    response
+}
+
+fn json_response(status: u16, content_type: &'static str, body: &Value) -> Response<Full<Bytes>> {
+    let bytes = serde_json::to_vec(body).expect("a JSON value always serializes");
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, content_type)
+        .body(Full::new(Bytes::from(bytes)))
+        .expect("status and headers are valid")
+}
+
+/// Locks the state. A handler that panicked leaves the lock poisoned, and
+/// the fake keeps serving with whatever state the handler left.
+fn lock(fake: &SharedFake) -> MutexGuard<'_, Fake> {
+    fake.lock().unwrap_or_else(PoisonError::into_inner)
+}
