@@ -44,7 +44,11 @@ impl Fake {
             .send()
             .await
             .expect("fake answers");
-        assert!(response.status().is_success(), "{path}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
         response.json().await.expect("JSON reply")
     }
 
@@ -55,7 +59,9 @@ impl Fake {
             .json()
             .await
             .expect("JSON reply");
-        calls.as_object().map_or(0, |map| map.values().filter_map(|v| v.as_u64()).sum())
+        calls
+            .as_object()
+            .map_or(0, |map| map.values().filter_map(|v| v.as_u64()).sum())
     }
 }
 
@@ -70,7 +76,9 @@ fn ecs_client(endpoint: &str) -> aws_sdk_ecs::Client {
     let config = aws_sdk_ecs::Config::builder()
         .behavior_version_latest()
         .region(aws_sdk_ecs::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_ecs::config::Credentials::new("testing", "testing", None, None, "bench"))
+        .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+            "testing", "testing", None, None, "bench",
+        ))
         .endpoint_url(endpoint)
         .build();
     aws_sdk_ecs::Client::from_conf(config)
@@ -89,7 +97,12 @@ fn redis(prefix: &str) -> Redis {
 fn reconciler(endpoint: &str, redis: &Redis, clusters: Vec<String>) -> CapacityReconciler {
     let cache = CapacityCache::new(redis.clone(), true);
     let metrics = EcsMetrics::register(&prometheus::Registry::new()).expect("metrics register");
-    CapacityReconciler::new(Observer::new(ecs_client(endpoint), clusters), cache, metrics, 8)
+    CapacityReconciler::new(
+        Observer::new(ecs_client(endpoint), clusters),
+        cache,
+        metrics,
+        8,
+    )
 }
 
 fn seed(prefix: &str, clusters: usize, instances: u32) -> serde_json::Value {
@@ -106,16 +119,26 @@ fn cleanup(prefix: &str) {
     let client = redis::Client::open("redis://127.0.0.1:6379").expect("valid URL");
     let mut connection = client.get_connection().expect("Redis answers");
     for pattern in [format!("{prefix}:*"), format!("*cluster/{prefix}-*")] {
-        let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut connection).unwrap_or_default();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(&pattern)
+            .query(&mut connection)
+            .unwrap_or_default();
         for chunk in keys.chunks(1000) {
-            let _: () = redis::cmd("DEL").arg(chunk).query(&mut connection).unwrap_or(());
+            let _: () = redis::cmd("DEL")
+                .arg(chunk)
+                .query(&mut connection)
+                .unwrap_or(());
         }
     }
 }
 
 fn minimum_calls(clusters: usize, instances: u32) -> u64 {
     let pages = |n: u64| n.div_ceil(100);
-    let per_cluster = if instances == 0 { 0 } else { 2 * pages(u64::from(instances)) };
+    let per_cluster = if instances == 0 {
+        0
+    } else {
+        2 * pages(u64::from(instances))
+    };
     pages(clusters as u64).max(1) + pages(clusters as u64) + clusters as u64 * per_cluster
 }
 
@@ -126,14 +149,21 @@ async fn calls_per_refresh() {
     for (clusters, instances) in [(1, 0), (1, 100), (1, 101), (3, 250), (10, 1000), (101, 5)] {
         let fake = Fake::start();
         let prefix = format!("bench-calls-{clusters}-{instances}");
-        fake.post("/_fake/state", &seed(&prefix, clusters, instances)).await;
+        fake.post("/_fake/state", &seed(&prefix, clusters, instances))
+            .await;
         let redis = redis(&prefix);
         let loop_ = reconciler(&fake.endpoint, &redis, Vec::new());
         // Warm the script cache so the count shows steady-state passes.
-        loop_.reconcile(&CancellationToken::new()).await.expect("pass succeeds");
+        loop_
+            .reconcile(&CancellationToken::new())
+            .await
+            .expect("pass succeeds");
         fake.post("/_fake/calls/reset", &json!({})).await;
         let round_trips = redis.round_trips();
-        loop_.reconcile(&CancellationToken::new()).await.expect("pass succeeds");
+        loop_
+            .reconcile(&CancellationToken::new())
+            .await
+            .expect("pass succeeds");
         let calls = fake.calls().await;
         println!(
             "| {clusters} | {instances} | {calls} | {} | {} |",
@@ -154,11 +184,18 @@ async fn large_refresh() {
     let mut times = Vec::new();
     for _ in 0..3 {
         let started = Instant::now();
-        loop_.reconcile(&CancellationToken::new()).await.expect("pass succeeds");
+        loop_
+            .reconcile(&CancellationToken::new())
+            .await
+            .expect("pass succeeds");
         times.push(started.elapsed());
     }
     times.sort();
-    println!("passes: {:?}; median {:.2} s", times, times[1].as_secs_f64());
+    println!(
+        "passes: {:?}; median {:.2} s",
+        times,
+        times[1].as_secs_f64()
+    );
     cleanup(prefix);
 }
 
@@ -176,7 +213,12 @@ async fn naive_walk(client: &aws_sdk_ecs::Client, cluster: &str, memory: i64) ->
         .find(|arn| arn.ends_with(&format!("/{cluster}")))
         .expect("cluster listed")
         .clone();
-    client.describe_clusters().clusters(&arn).send().await.expect("DescribeClusters");
+    client
+        .describe_clusters()
+        .clusters(&arn)
+        .send()
+        .await
+        .expect("DescribeClusters");
     let instances = client
         .list_container_instances()
         .cluster(&arn)
@@ -199,7 +241,9 @@ async fn naive_walk(client: &aws_sdk_ecs::Client, cluster: &str, memory: i64) ->
 }
 
 async fn moto_instances(endpoint: &str, count: usize) -> Vec<String> {
-    let body = format!("Action=RunInstances&Version=2016-11-15&ImageId=ami-12c6146b&MinCount={count}&MaxCount={count}");
+    let body = format!(
+        "Action=RunInstances&Version=2016-11-15&ImageId=ami-12c6146b&MinCount={count}&MaxCount={count}"
+    );
     let reply = reqwest::Client::new()
         .post(format!("{endpoint}/"))
         .header(
@@ -217,7 +261,10 @@ async fn moto_instances(endpoint: &str, count: usize) -> Vec<String> {
     reply
         .split("<instanceId>")
         .skip(1)
-        .filter_map(|rest| rest.split_once("</instanceId>").map(|(id, _)| id.to_owned()))
+        .filter_map(|rest| {
+            rest.split_once("</instanceId>")
+                .map(|(id, _)| id.to_owned())
+        })
         .collect()
 }
 
@@ -226,7 +273,12 @@ async fn query_latency() {
     let endpoint = std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT: run testbed/bench.sh");
     let client = ecs_client(&endpoint);
     let cluster = format!("bench-query-{}", std::process::id());
-    client.create_cluster().cluster_name(&cluster).send().await.expect("CreateCluster");
+    client
+        .create_cluster()
+        .cluster_name(&cluster)
+        .send()
+        .await
+        .expect("CreateCluster");
     for ec2_id in moto_instances(&endpoint, 10).await {
         let document = json!({ "instanceId": ec2_id }).to_string();
         client
@@ -250,7 +302,11 @@ async fn query_latency() {
     let (mut cached, mut walked) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         let started = Instant::now();
-        let fits = reader.fits(&arn, 512, 1024).await.expect("cache read").is_some();
+        let fits = reader
+            .fits(&arn, 512, 1024)
+            .await
+            .expect("cache read")
+            .is_some();
         cached.push(started.elapsed());
         let started = Instant::now();
         let walk_fits = naive_walk(&client, &cluster, 1024).await;

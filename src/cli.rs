@@ -52,10 +52,46 @@ pub enum Command {
     },
     /// Validate the configuration and print it with secrets masked.
     CheckConfig,
+    /// Validate a task request and send it to a priority queue.
+    Submit(SubmitArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SubmitArgs {
+    /// Queue URL, or the name of one of scheduler.queues (its last path segment).
+    #[arg(long)]
+    pub queue: String,
+    /// The whole request as JSON; the other request options then must be absent.
+    #[arg(long, conflicts_with_all = ["cluster", "task_definition", "cpu", "memory", "count", "overrides", "started_by", "group"])]
+    pub body: Option<String>,
+    /// Cluster name or ARN.
+    #[arg(long, required_unless_present = "body")]
+    pub cluster: Option<String>,
+    /// Task definition family, family:revision or ARN.
+    #[arg(long, required_unless_present = "body")]
+    pub task_definition: Option<String>,
+    /// CPU units per task (default: from the task definition).
+    #[arg(long)]
+    pub cpu: Option<i64>,
+    /// MiB per task (default: from the task definition).
+    #[arg(long)]
+    pub memory: Option<i64>,
+    /// Tasks to start, 1 to 10.
+    #[arg(long)]
+    pub count: Option<i64>,
+    /// RunTask overrides as JSON, in the ECS TaskOverride shape.
+    #[arg(long)]
+    pub overrides: Option<String>,
+    #[arg(long)]
+    pub started_by: Option<String>,
+    #[arg(long)]
+    pub group: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LoopName {
     /// Refresh the Redis cache of ECS cluster capacity.
     EcsCapacity,
+    /// Place queued task requests on ECS.
+    Scheduler,
 }

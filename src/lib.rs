@@ -11,3 +11,4 @@ pub mod http;
 pub mod metrics;
 pub mod redis_client;
 pub mod runtime;
+pub mod scheduler;

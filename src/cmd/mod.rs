@@ -5,6 +5,7 @@ mod capacity;
 mod loops;
 mod reconcile;
 mod run;
+mod submit;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -47,6 +48,7 @@ pub fn main(cli: Cli) -> ExitCode {
                 memory,
                 max_age,
             } => capacity::capacity(config, cluster, cpu, memory, max_age).await,
+            Command::Submit(args) => submit::submit(config, args).await,
             Command::CheckConfig => unreachable!("handled before the runtime starts"),
         }
     })

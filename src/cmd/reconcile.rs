@@ -37,6 +37,15 @@ pub async fn reconcile(config: Config, name: LoopName, once: bool) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        LoopName::Scheduler => match built.scheduler {
+            Some((reconciler, schedule)) => drive(&runner, reconciler, schedule, once).await,
+            None => {
+                eprintln!(
+                    "tend: the scheduler loop is disabled; set scheduler.enabled = true (TEND_SCHEDULER_ENABLED=true)"
+                );
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -57,10 +66,12 @@ async fn drive<R: Reconciler>(
     }
     runner.prepare(reconciler.name(), &schedule);
     let started = std::time::Instant::now();
-    match runner
+    let result = runner
         .run_pass(reconciler.as_ref(), &schedule, &shutdown)
-        .await
-    {
+        .await;
+    // Hand back anything the pass holds, such as messages waiting for room.
+    reconciler.shutdown().await;
+    match result {
         Ok(outcome) => {
             println!(
                 "{} pass succeeded in {:.2}s",

@@ -13,7 +13,10 @@
 //! - `P:ecs:cluster:{cluster_arn}`: hash with the figures of [`Summary`],
 //!   `observed_at_ms`, a write `generation`, and `instances` (JSON array);
 //! - `P:ecs:cluster:{cluster_arn}:instances`: set of instance ARNs, so a
-//!   write can delete the seed hashes of deregistered instances.
+//!   write can delete the seed hashes of deregistered instances;
+//! - `P:ecs:cluster:{cluster_arn}:free`: hash of schedulable instance ARN to
+//!   `remaining_cpu|remaining_memory`, which the scheduler's reservation
+//!   script reads without decoding the whole cluster.
 //!
 //! # Guarantees
 //! A cluster is written by one Lua script: readers see the whole previous
@@ -42,9 +45,12 @@ for _, row in ipairs(rows) do keep[row[1]] = true end
 for _, arn in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   if not keep[arn] or not seed then redis.call('DEL', prefix .. arn) end
 end
-redis.call('DEL', KEYS[3])
+redis.call('DEL', KEYS[3], KEYS[6])
 for _, row in ipairs(rows) do
   redis.call('SADD', KEYS[3], row[1])
+  if row[8] == 1 then
+    redis.call('HSET', KEYS[6], row[1], row[6] .. '|' .. row[7])
+  end
   if seed then
     local key = prefix .. row[1]
     redis.call('DEL', key)
@@ -70,7 +76,7 @@ const REMOVE_CLUSTER: &str = r"
 for _, arn in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   redis.call('DEL', ARGV[2] .. arn)
 end
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 redis.call('SREM', KEYS[1], ARGV[1])
 return 1
 ";
@@ -147,14 +153,15 @@ impl CapacityCache {
         format!("{}:ecs:cluster:{arn}", self.redis.prefix())
     }
 
-    /// The five fixed keys of a cluster, in the order both scripts use.
-    fn cluster_keys(&self, arn: &str) -> [String; 5] {
+    /// The six fixed keys of a cluster, in the order both scripts use.
+    fn cluster_keys(&self, arn: &str) -> [String; 6] {
         [
             self.index_key(),
             self.cluster_key(arn),
             format!("{}:ecs:cluster:{arn}:instances", self.redis.prefix()),
             format!("{arn}:remaining_cpu"),
             format!("{arn}:remaining_memory"),
+            free_key(self.redis.prefix(), arn),
         ]
     }
 
@@ -178,20 +185,20 @@ impl CapacityCache {
         expected: Option<u64>,
     ) -> Result<Option<u64>, CacheError> {
         let summary = cluster.summary();
-        let rows: Vec<(&str, &str, i64, i64, i64, i64, i64)> = cluster
+        let rows: Vec<serde_json::Value> = cluster
             .instances
             .iter()
             .map(|i| {
-                let fields = (i.active_tasks, i.registered_cpu, i.registered_memory);
-                (
-                    i.arn.as_str(),
-                    i.status.as_str(),
-                    fields.0,
-                    fields.1,
-                    fields.2,
+                serde_json::json!([
+                    i.arn,
+                    i.status,
+                    i.active_tasks,
+                    i.registered_cpu,
+                    i.registered_memory,
                     i.remaining_cpu,
                     i.remaining_memory,
-                )
+                    u8::from(i.schedulable()),
+                ])
             })
             .collect();
         let mut invocation = self.write.prepare_invoke();
@@ -294,6 +301,11 @@ impl CapacityCache {
         // most as new as theirs, which came from full refreshes.
         Ok(InstanceUpdate::IgnoredOlder)
     }
+}
+
+/// Key of the hash of free capacity per schedulable instance.
+pub fn free_key(prefix: &str, cluster_arn: &str) -> String {
+    format!("{prefix}:ecs:cluster:{cluster_arn}:free")
 }
 
 fn hash_fields(

@@ -181,7 +181,7 @@ impl Observer {
     }
 }
 
-fn convert_instance(instance: &ContainerInstance) -> Option<Instance> {
+pub fn convert_instance(instance: &ContainerInstance) -> Option<Instance> {
     Some(Instance {
         arn: instance.container_instance_arn()?.to_owned(),
         ec2_instance_id: instance.ec2_instance_id().map(str::to_owned),

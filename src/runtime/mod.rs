@@ -55,6 +55,12 @@ pub trait Reconciler: Send + Sync + 'static {
         &self,
         shutdown: &CancellationToken,
     ) -> impl Future<Output = Result<Outcome, Self::Error>> + Send;
+
+    /// Hands back work the loop holds between passes, once the loop has
+    /// stopped for good (after SIGTERM, or after a single pass).
+    fn shutdown(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// Formats an error with its chain of causes, for status and logs.

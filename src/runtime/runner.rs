@@ -110,6 +110,7 @@ impl Runner {
                 () = tokio::time::sleep(delay) => {}
             }
         }
+        reconciler.shutdown().await;
         self.board.update(name, |status| {
             status.state = LoopState::Stopped;
             status.next_run_at = None;

@@ -6,4 +6,5 @@ mod conformance;
 mod crash;
 mod ecs_capacity;
 mod ecs_fake;
+mod scheduler_intake;
 mod support;

@@ -2,6 +2,7 @@
 
 pub mod ecs_fake;
 pub mod env;
+pub mod scheduler;
 pub mod tend;
 
 use std::sync::atomic::{AtomicU32, Ordering};
