@@ -128,23 +128,39 @@ impl Scheduler {
         &self.parts.intake.queues[priority].name
     }
 
-    /// Renews the invisibility of held messages before it runs out.
-    async fn renew(&self, state: &mut State) -> Result<(), IntakeError> {
+    /// Renews the invisibility of held messages before it runs out. A
+    /// message whose renewal fails is dropped from the held list: its
+    /// receipt is stale (it became visible and another consumer received
+    /// it) or it is gone, and in both cases SQS still has it.
+    async fn renew(&self, state: &mut State) {
         let visibility = self.parts.intake.visibility;
-        for held in state.held.iter_mut().flatten() {
-            if held
-                .message
-                .invisible_until
-                .saturating_duration_since(Instant::now())
-                < visibility / 2
-            {
-                self.parts
+        for queue in &mut state.held {
+            let mut kept = VecDeque::with_capacity(queue.len());
+            for mut held in queue.drain(..) {
+                let left = held
+                    .message
+                    .invisible_until
+                    .saturating_duration_since(Instant::now());
+                if left >= visibility / 2 {
+                    kept.push_back(held);
+                    continue;
+                }
+                match self
+                    .parts
                     .intake
                     .set_visibility(&mut held.message, visibility)
-                    .await?;
+                    .await
+                {
+                    Ok(()) => kept.push_back(held),
+                    Err(error) => warn!(
+                        message_id = %held.message.message_id,
+                        %error,
+                        "renewing a held request failed; leaving it to SQS"
+                    ),
+                }
             }
+            *queue = kept;
         }
-        Ok(())
     }
 
     /// Number of messages to receive from `priority`: what the cached free
@@ -312,7 +328,7 @@ impl Reconciler for Scheduler {
 
     async fn reconcile(&self, _shutdown: &CancellationToken) -> Result<Outcome, SchedulerError> {
         let mut state = self.state.lock().await;
-        self.renew(&mut state).await?;
+        self.renew(&mut state).await;
         self.parts
             .tracker
             .poll(self.parts.launcher.client(), &self.parts.metrics)

@@ -11,8 +11,10 @@ use crate::support::unique;
 async fn one_instance_cluster() -> (FakeEcs, String) {
     let fake = FakeEcs::start().await;
     let name = unique("sched");
-    fake.seed(&json!({"clusters": [{"name": name, "instance_groups": [{"cpu": 4096, "memory": 8192}]}]}))
-        .await;
+    fake.seed(
+        &json!({"clusters": [{"name": name, "instance_groups": [{"cpu": 4096, "memory": 8192}]}]}),
+    )
+    .await;
     (fake, name)
 }
 
@@ -31,18 +33,32 @@ async fn drain(harness: &Harness, queues: &Queues, limit: usize) {
 async fn malformed_requests_dead_lettered_with_field() {
     let (fake, cluster) = one_instance_cluster().await;
     let queues = Queues::create(1, None).await;
-    let harness = Harness::new(fake.endpoint(), &queues, &unique("tendsched"), &Options::default());
+    let harness = Harness::new(
+        fake.endpoint(),
+        &queues,
+        &unique("tendsched"),
+        &Options::default(),
+    );
     harness.refresh().await;
 
     // A body of exactly 256 KiB, the SQS limit, with an over-long group.
     let padding = 256 * 1024 - r#"{"cluster":"c","task_definition":"t","group":""}"#.len();
-    let huge = format!(r#"{{"cluster":"c","task_definition":"t","group":"{}"}}"#, "g".repeat(padding));
+    let huge = format!(
+        r#"{{"cluster":"c","task_definition":"t","group":"{}"}}"#,
+        "g".repeat(padding)
+    );
     assert_eq!(huge.len(), 256 * 1024);
     let cases = [
         ("{}", "cluster"),
         ("not json", "not valid JSON"),
-        (r#"{"cluster":"c","task_definition":"t","count":11}"#, "count"),
-        (r#"{"cluster":"c","task_definition":"t","memory":-5}"#, "memory"),
+        (
+            r#"{"cluster":"c","task_definition":"t","count":11}"#,
+            "count",
+        ),
+        (
+            r#"{"cluster":"c","task_definition":"t","memory":-5}"#,
+            "memory",
+        ),
         (huge.as_str(), "group"),
     ];
     for (body, _) in &cases {
@@ -58,7 +74,10 @@ async fn malformed_requests_dead_lettered_with_field() {
             .iter()
             .find(|(dead_body, _)| dead_body.starts_with(&prefix))
             .unwrap_or_else(|| panic!("{prefix} not dead-lettered"));
-        assert!(reason.contains(field), "reason {reason:?} should name {field}");
+        assert!(
+            reason.contains(field),
+            "reason {reason:?} should name {field}"
+        );
         assert!(reason.starts_with("invalid request"), "{reason}");
     }
     let invalid = harness.sample("tend_scheduler_dead_lettered_total{reason=\"invalid_request\"}");
@@ -73,23 +92,44 @@ async fn malformed_requests_dead_lettered_with_field() {
 async fn request_that_never_fits_dead_lettered() {
     let (fake, cluster) = one_instance_cluster().await;
     let queues = Queues::create(1, None).await;
-    let harness = Harness::new(fake.endpoint(), &queues, &unique("tendsched"), &Options::default());
+    let harness = Harness::new(
+        fake.endpoint(),
+        &queues,
+        &unique("tendsched"),
+        &Options::default(),
+    );
     harness.refresh().await;
 
     let too_big = json!({"cluster": cluster, "task_definition": "t", "cpu": 256, "memory": 16384});
     queues.send(0, &too_big.to_string()).await;
     let too_many = json!({"cluster": cluster, "task_definition": "t", "cpu": 1024, "memory": 2048, "count": 5});
     queues.send(0, &too_many.to_string()).await;
-    let nowhere = json!({"cluster": unique("absent"), "task_definition": "t", "cpu": 1, "memory": 1});
+    let nowhere =
+        json!({"cluster": unique("absent"), "task_definition": "t", "cpu": 1, "memory": 1});
     queues.send(0, &nowhere.to_string()).await;
     drain(&harness, &queues, 10).await;
 
     let dead = queues.dead_lettered().await;
     assert_eq!(dead.len(), 3, "{dead:?}");
     let reasons: Vec<&str> = dead.iter().map(|(_, reason)| reason.as_str()).collect();
-    assert_eq!(reasons.iter().filter(|r| r.contains("cannot fit on any instance")).count(), 2, "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("8192 MiB")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("not in the capacity cache")), "{reasons:?}");
+    assert_eq!(
+        reasons
+            .iter()
+            .filter(|r| r.contains("cannot fit on any instance"))
+            .count(),
+        2,
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("8192 MiB")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("not in the capacity cache")),
+        "{reasons:?}"
+    );
     assert_eq!(fake.calls().await.get("RunTask").copied().unwrap_or(0), 0);
     harness.cleanup();
 }
@@ -103,7 +143,12 @@ async fn nothing_received_without_capacity() {
     ]}]}))
     .await;
     let queues = Queues::create(1, None).await;
-    let harness = Harness::new(fake.endpoint(), &queues, &unique("tendsched"), &Options::default());
+    let harness = Harness::new(
+        fake.endpoint(),
+        &queues,
+        &unique("tendsched"),
+        &Options::default(),
+    );
     harness.refresh().await;
     let body = json!({"cluster": name, "task_definition": "t", "cpu": 128, "memory": 100});
     queues.send(0, &body.to_string()).await;
@@ -118,10 +163,16 @@ async fn nothing_received_without_capacity() {
         .send()
         .await
         .unwrap();
-    let count = visible.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages].clone();
+    let count = visible.attributes().unwrap()
+        [&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages]
+        .clone();
     assert_eq!(count, "1");
     let queue = tend::scheduler::Queue::from_url(&queues.urls[0]).name;
     let held = format!("tend_scheduler_held_requests{{queue=\"{queue}\"}}");
-    assert!(harness.metrics().contains(&format!("{held} 0")), "{}", harness.metrics());
+    assert!(
+        harness.metrics().contains(&format!("{held} 0")),
+        "{}",
+        harness.metrics()
+    );
     harness.cleanup();
 }

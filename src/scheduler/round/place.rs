@@ -62,7 +62,7 @@ impl Scheduler {
             .await?;
         if let Some(tasks) = launched {
             info!(%message_id, %tasks, "request already launched; deleting the redelivered message");
-            self.parts.intake.delete(&held.message).await?;
+            self.delete_launched(&held.message).await;
             return Ok(Placed::Gone);
         }
 
@@ -154,7 +154,7 @@ impl Scheduler {
                             .arg(super::LAUNCHED_MARKER_TTL_SECONDS),
                     )
                     .await?;
-                self.parts.intake.delete(&held.message).await?;
+                self.delete_launched(&held.message).await;
                 self.refresh_instance(cluster_arn, instance_arn).await;
                 let queue = self.queue_name(priority);
                 self.parts
@@ -201,6 +201,15 @@ impl Scheduler {
                 self.fail(&mut held.message, &reason, tally).await?;
                 Ok(Placed::Gone)
             }
+        }
+    }
+
+    /// Deletes the message of a launched request. A failure (a stale
+    /// receipt after redelivery, say) is only logged: the launched marker
+    /// makes whoever receives it next delete it without launching again.
+    async fn delete_launched(&self, message: &crate::scheduler::intake::Received) {
+        if let Err(error) = self.parts.intake.delete(message).await {
+            warn!(message_id = %message.message_id, %error, "deleting a launched request failed; the next receive deletes it");
         }
     }
 

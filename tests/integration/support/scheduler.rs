@@ -12,8 +12,8 @@ use tend::ecs_capacity::{CapacityCache, CapacityReconciler, EcsMetrics, Observer
 use tend::redis_client::Redis;
 use tend::runtime::{CancellationToken, Outcome, Reconciler};
 use tend::scheduler::{
-    Intake, Launcher, Queue, REASON_ATTRIBUTE, Reservations, Scheduler, SchedulerError, SchedulerMetrics,
-    SchedulerParts, Strategy, Tracker,
+    Intake, Launcher, Queue, REASON_ATTRIBUTE, Reservations, Scheduler, SchedulerError,
+    SchedulerMetrics, SchedulerParts, Strategy, Tracker,
 };
 
 use super::ecs_fake::ecs_client;
@@ -24,7 +24,9 @@ pub fn sqs_client() -> aws_sdk_sqs::Client {
     let config = aws_sdk_sqs::Config::builder()
         .behavior_version_latest()
         .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "tests"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
         .endpoint_url(moto_endpoint())
         .build();
     aws_sdk_sqs::Client::from_conf(config)
@@ -54,7 +56,9 @@ impl Queues {
         }
         let mut urls = Vec::new();
         for priority in 0..priorities {
-            urls.push(create_queue(&client, &format!("{base}-p{priority}"), attributes.clone()).await);
+            urls.push(
+                create_queue(&client, &format!("{base}-p{priority}"), attributes.clone()).await,
+            );
         }
         Self {
             urls,
@@ -122,8 +126,14 @@ impl Queues {
             .await
             .expect("GetQueueAttributes");
         let attributes = reply.attributes().cloned().unwrap_or_default();
-        let read = |name: QueueAttributeName| attributes.get(&name).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
-        read(QueueAttributeName::ApproximateNumberOfMessages) + read(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        let read = |name: QueueAttributeName| {
+            attributes
+                .get(&name)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        read(QueueAttributeName::ApproximateNumberOfMessages)
+            + read(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
     }
 }
 
@@ -223,7 +233,10 @@ impl Harness {
     }
 
     pub async fn refresh(&self) {
-        self.capacity.reconcile(&CancellationToken::new()).await.expect("capacity pass succeeds");
+        self.capacity
+            .reconcile(&CancellationToken::new())
+            .await
+            .expect("capacity pass succeeds");
     }
 
     pub async fn round(&self) -> Result<Outcome, SchedulerError> {
@@ -238,7 +251,10 @@ impl Harness {
     pub fn sample(&self, series: &str) -> f64 {
         self.metrics()
             .lines()
-            .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+            .find_map(|line| {
+                line.strip_prefix(series)
+                    .and_then(|rest| rest.trim().parse().ok())
+            })
             .unwrap_or(0.0)
     }
 
