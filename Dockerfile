@@ -5,6 +5,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY src src
 # Cargo reads every target named in Cargo.toml, so these come along too.
 COPY testbed/ecs_fake testbed/ecs_fake
+COPY testbed/instagram_fake testbed/instagram_fake
 COPY benches benches
 RUN cargo build --release --locked --bin tend
 

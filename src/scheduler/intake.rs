@@ -46,7 +46,7 @@ pub struct Received {
     pub invisible_until: Instant,
 }
 
-/// An SQS call failed; the text says which and why.
+/// Failure of an SQS call, naming the operation, the queue and the cause.
 #[derive(Debug, thiserror::Error)]
 #[error("SQS {operation} on {queue} failed: {message}")]
 pub struct IntakeError {
@@ -184,16 +184,15 @@ impl Intake {
                 .build()
                 .expect("data type and value are set")
         };
-        // An oversized body cannot be copied whole: keep its start and say so.
-        let body = if message.body.len() > 200 * 1024 {
-            let mut end = 200 * 1024;
-            while !message.body.is_char_boundary(end) {
-                end -= 1;
-            }
-            &message.body[..end]
-        } else {
-            &message.body
-        };
+        // SQS counts attributes toward its 256 KiB limit, so a body at the
+        // limit cannot be copied whole: keep its first 200 KiB and mark it.
+        let limit = 200 * 1024;
+        let truncated = message.body.len() > limit;
+        let mut end = message.body.len().min(limit);
+        while !message.body.is_char_boundary(end) {
+            end -= 1;
+        }
+        let body = &message.body[..end];
         self.client
             .send_message()
             .queue_url(&self.dead_letter_url)
@@ -205,6 +204,10 @@ impl Intake {
             .message_attributes(REASON_ATTRIBUTE, text(reason))
             .message_attributes("tend_source_queue", text(&queue.name))
             .message_attributes("tend_message_id", text(&message.message_id))
+            .message_attributes(
+                "tend_body_truncated",
+                text(if truncated { "true" } else { "false" }),
+            )
             .send()
             .await
             .map_err(failed("SendMessage", "the dead-letter queue"))?;

@@ -15,7 +15,7 @@ use super::request::{TaskRequest, task_override};
 use crate::ecs_capacity::Instance;
 use crate::ecs_capacity::observe::convert_instance;
 
-/// What RunTask did with a request.
+/// Result of a RunTask call for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Launch {
     /// ECS accepted the tasks.

@@ -49,7 +49,7 @@ pub struct TaskRequest {
     pub group: Option<String>,
 }
 
-/// Why a body is not a valid request; the text names the field.
+/// Rejection of a body as a request; the message names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct InvalidRequest(pub String);

@@ -23,6 +23,8 @@ use crate::runtime::{CancellationToken, Outcome, Reconciler};
 
 /// How long a launched message id is remembered, to skip redeliveries.
 const LAUNCHED_MARKER_TTL_SECONDS: u64 = 24 * 3600;
+/// Most receive batches from one priority in one round.
+const MAX_BATCHES: usize = 10;
 /// How often queue depths are read.
 const DEPTH_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -59,7 +61,7 @@ impl Held {
     }
 }
 
-/// What became of one held request in this round.
+/// Outcome of one held request in this round.
 enum Placed {
     Started,
     /// It stays at the head of its priority.
@@ -164,18 +166,62 @@ impl Scheduler {
     }
 
     /// Number of messages to receive from `priority`: what the cached free
-    /// capacity could take, at most 10 (the SQS batch limit).
+    /// capacity could take of tasks the size of the smallest started from
+    /// this queue, at most 10 (the SQS batch limit). When that is none but
+    /// some instance has room at all, one message is received anyway, so a
+    /// waiting request of this priority is known by its real size before any
+    /// lower-priority request may take the room.
     fn receive_limit(&self, clusters: &[CachedCluster], smallest: Option<TaskSize>) -> i32 {
-        let estimate: i64 = clusters
+        let any_room = clusters
             .iter()
-            .map(|c| match smallest {
-                Some((cpu, memory)) => {
-                    slots(&c.cluster.instances, &Default::default(), cpu, memory)
+            .any(|c| c.cluster.instances.iter().any(|i| i.fits(1, 1)));
+        let estimate: i64 = match smallest {
+            Some((cpu, memory)) => clusters
+                .iter()
+                .map(|c| slots(&c.cluster.instances, &Default::default(), cpu, memory))
+                .sum(),
+            None => 0,
+        };
+        match estimate {
+            0 if any_room => 1,
+            _ => estimate.clamp(0, 10) as i32,
+        }
+    }
+
+    /// Receives and places requests of one priority. While every request
+    /// received so far has started, it receives again until a receive
+    /// returns nothing: SQS may return fewer messages than asked even when
+    /// more are queued, so only an empty receive shows that no request of
+    /// this priority is left in SQS for lower priorities to overtake.
+    /// Returns whether a request of this priority is left waiting.
+    async fn serve_priority(
+        &self,
+        state: &mut State,
+        priority: usize,
+        clusters: &[CachedCluster],
+        tally: &mut Tally,
+    ) -> Result<bool, SchedulerError> {
+        for _ in 0..MAX_BATCHES {
+            if state.held[priority].is_empty() {
+                let current = self.parts.reader.all().await?;
+                let limit = self.receive_limit(&current, state.smallest[priority]);
+                if limit == 0 {
+                    return Ok(false);
                 }
-                None => c.cluster.instances.iter().filter(|i| i.fits(1, 1)).count() as i64,
-            })
-            .sum();
-        estimate.clamp(0, 10) as i32
+                let before = tally.received;
+                self.receive(state, priority, limit, tally).await?;
+                if tally.received == before {
+                    return Ok(false);
+                }
+            }
+            let waiting = self
+                .place_priority(state, priority, clusters, tally)
+                .await?;
+            if waiting || tally.transient.is_some() {
+                return Ok(waiting);
+            }
+        }
+        Ok(false)
     }
 
     async fn receive(
@@ -277,7 +323,7 @@ impl Scheduler {
         self.parts.intake.set_visibility(message, delay).await
     }
 
-    /// Whether some held request of a priority above `priority` fits now.
+    /// Returns whether some held request of a priority above `priority` fits now.
     async fn higher_fits(
         &self,
         state: &State,
@@ -313,7 +359,7 @@ impl Scheduler {
     }
 }
 
-fn matches_cluster(cached: &CachedCluster, name_or_arn: &str) -> bool {
+pub(super) fn matches_cluster(cached: &CachedCluster, name_or_arn: &str) -> bool {
     cached.cluster.arn == name_or_arn || cached.cluster.name == name_or_arn
 }
 
@@ -343,15 +389,8 @@ impl Reconciler for Scheduler {
             if blocked && self.parts.policy == PriorityPolicy::Strict {
                 break;
             }
-            if state.held[priority].is_empty() {
-                let limit = self.receive_limit(&clusters, state.smallest[priority]);
-                if limit > 0 {
-                    self.receive(&mut state, priority, limit, &mut tally)
-                        .await?;
-                }
-            }
             blocked |= self
-                .place_priority(&mut state, priority, &clusters, &mut tally)
+                .serve_priority(&mut state, priority, &clusters, &mut tally)
                 .await?;
         }
         self.report(&mut state).await;

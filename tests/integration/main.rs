@@ -6,5 +6,6 @@ mod conformance;
 mod crash;
 mod ecs_capacity;
 mod ecs_fake;
+mod scheduler_flow;
 mod scheduler_intake;
 mod support;

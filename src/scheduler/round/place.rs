@@ -2,9 +2,10 @@
 
 use tracing::{info, warn};
 
-use super::{Held, Placed, Scheduler, SchedulerError, State, Tally, matches_cluster, waited};
+use super::{Held, Placed, Scheduler, SchedulerError, State, Tally, waited};
 use crate::config::PriorityPolicy;
 use crate::ecs_capacity::CachedCluster;
+use crate::ecs_capacity::reader::ReadError;
 use crate::scheduler::launch::Launch;
 use crate::scheduler::placement::choose;
 
@@ -66,19 +67,22 @@ impl Scheduler {
             return Ok(Placed::Gone);
         }
 
-        let Some(cached) = clusters
-            .iter()
-            .find(|c| matches_cluster(c, &held.request.cluster))
-        else {
-            let reason = format!(
-                "unknown cluster: {} is not in the capacity cache; check the name or ecs_capacity.clusters",
-                held.request.cluster
-            );
-            self.dead_letter(&held.message, "unknown_cluster", &reason)
-                .await?;
-            tally.dead_lettered += 1;
-            return Ok(Placed::Gone);
+        // Read the cluster again: launches earlier in this round changed it.
+        let cached = match self.parts.reader.cluster(&held.request.cluster).await {
+            Ok(cached) => cached,
+            Err(ReadError::NotCached { .. }) => {
+                let reason = format!(
+                    "unknown cluster: {} is not in the capacity cache; check the name or ecs_capacity.clusters",
+                    held.request.cluster
+                );
+                self.dead_letter(&held.message, "unknown_cluster", &reason)
+                    .await?;
+                tally.dead_lettered += 1;
+                return Ok(Placed::Gone);
+            }
+            Err(error) => return Err(error.into()),
         };
+        let cached = &cached;
         if let Some(reason) = never_fits(held, cached) {
             self.dead_letter(&held.message, "cannot_fit", &reason)
                 .await?;
@@ -126,7 +130,7 @@ impl Scheduler {
         result
     }
 
-    /// Acts on RunTask's answer for the held request at `index`.
+    /// Acts on RunTask's result for the held request at `index`.
     #[allow(clippy::too_many_arguments)]
     async fn settle(
         &self,

@@ -42,12 +42,25 @@ pub fn free_port() -> u16 {
 /// A private redis-server with extra arguments, stopped on drop.
 pub struct PrivateRedis {
     pub port: u16,
+    extra: Vec<String>,
     child: Child,
 }
 
 impl PrivateRedis {
     pub fn start(extra: &[&str]) -> Self {
         let port = free_port();
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let child = Self::spawn(port, &extra);
+        Self { port, extra, child }
+    }
+
+    /// Starts the server again on the same port, empty (no persistence).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = Self::spawn(self.port, &self.extra);
+    }
+
+    fn spawn(port: u16, extra: &[String]) -> Child {
         let child = Command::new("redis-server")
             .args([
                 "--bind",
@@ -64,7 +77,7 @@ impl PrivateRedis {
             .spawn()
             .expect("redis-server is installed");
         wait_for_port(port);
-        Self { port, child }
+        child
     }
 
     pub fn url(&self) -> String {
