@@ -4,6 +4,7 @@
 
 use serde_json::{Value, json};
 
+use crate::admin_tasks;
 use crate::fake::{Fake, Fault};
 use crate::fields::Fields;
 use crate::ops::{instance_json, is_operation};
@@ -12,13 +13,16 @@ use crate::state::{ClusterStatus, ContainerInstance, InstanceStatus};
 
 /// Paths of the admin endpoints, for telling a wrong method from an
 /// unknown path.
-const PATHS: [&str; 6] = [
+const PATHS: [&str; 9] = [
     "/_fake/reset",
     "/_fake/state",
     "/_fake/calls",
     "/_fake/calls/reset",
     "/_fake/faults",
     "/_fake/instances/update",
+    "/_fake/run_task_failures",
+    "/_fake/tasks",
+    "/_fake/tasks/config",
 ];
 
 /// An admin response: HTTP status and JSON body.
@@ -40,8 +44,10 @@ impl AdminReply {
     }
 }
 
-/// Runs one admin request.
+/// Runs one admin request after applying the task transitions that are
+/// due, so the tasks it reads or changes are current.
 pub fn handle(fake: &mut Fake, method: &str, path: &str, body: &[u8]) -> AdminReply {
+    fake.advance_tasks();
     let result = match (method, path) {
         ("POST", "/_fake/reset") => {
             fake.reset();
@@ -56,6 +62,13 @@ pub fn handle(fake: &mut Fake, method: &str, path: &str, body: &[u8]) -> AdminRe
         ("POST", "/_fake/faults") => parse_json(body).and_then(|fault| set_fault(fake, &fault)),
         ("POST", "/_fake/instances/update") => {
             parse_json(body).and_then(|update| update_instance(fake, &update))
+        }
+        ("POST", "/_fake/run_task_failures") => {
+            parse_json(body).and_then(|staged| admin_tasks::stage_failures(fake, &staged))
+        }
+        ("GET", "/_fake/tasks") => Ok(admin_tasks::list_tasks(fake)),
+        ("POST", "/_fake/tasks/config") => {
+            parse_json(body).and_then(|config| admin_tasks::configure(fake, &config))
         }
         (_, known) if PATHS.contains(&known) => {
             return AdminReply::error(405, format!("method {method} is not allowed on {path}"));

@@ -1,15 +1,26 @@
 //! The whole fake behind the server lock: the ECS state plus the call
-//! counts and queued faults that the admin endpoints read and set.
+//! counts, queued faults, staged RunTask failures and task timing that the
+//! admin endpoints read and set.
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use crate::state::State;
+use crate::tasks::TaskTiming;
 
 /// A queued error that the next calls of one operation return.
 #[derive(Debug, Clone)]
 pub struct Fault {
     pub code: String,
     pub message: String,
+    pub remaining: u32,
+}
+
+/// A failure reason, such as `RESOURCE:MEMORY` or `AGENT`, that the next
+/// RunTask calls return in `failures` without placing any task.
+#[derive(Debug, Clone)]
+pub struct StagedFailure {
+    pub reason: String,
     pub remaining: u32,
 }
 
@@ -22,22 +33,29 @@ pub struct Fake {
     pub calls: BTreeMap<String, u64>,
     /// Faults keyed by operation name.
     pub faults: BTreeMap<String, Fault>,
+    pub staged_run_task_failure: Option<StagedFailure>,
+    /// Timing of tasks placed from now on.
+    pub task_timing: TaskTiming,
 }
 
 impl Fake {
-    pub fn new(state: State) -> Self {
+    pub fn new(state: State, task_timing: TaskTiming) -> Self {
         Self {
             state,
             calls: BTreeMap::new(),
             faults: BTreeMap::new(),
+            staged_run_task_failure: None,
+            task_timing,
         }
     }
 
-    /// Empties the state, the call counts and the faults.
+    /// Empties the state, the call counts, the faults and the staged
+    /// failures. The task timing stays.
     pub fn reset(&mut self) {
         self.state = State::new(&self.state.region, &self.state.account);
         self.calls.clear();
         self.faults.clear();
+        self.staged_run_task_failure = None;
     }
 
     /// Consumes one use of the fault queued for `operation`, if any.
@@ -49,5 +67,24 @@ impl Fake {
             self.faults.remove(operation);
         }
         Some(used)
+    }
+
+    /// Consumes one use of the staged RunTask failure and returns its
+    /// reason, if one is staged.
+    pub fn take_staged_run_task_failure(&mut self) -> Option<String> {
+        let staged = self.staged_run_task_failure.as_mut()?;
+        staged.remaining -= 1;
+        let reason = staged.reason.clone();
+        if staged.remaining == 0 {
+            self.staged_run_task_failure = None;
+        }
+        Some(reason)
+    }
+
+    /// Applies the task starts and exits that are due now. Every ECS and
+    /// admin request calls this first, so tasks change status without a
+    /// background timer.
+    pub fn advance_tasks(&mut self) {
+        self.state.advance_tasks(SystemTime::now());
     }
 }

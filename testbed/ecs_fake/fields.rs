@@ -82,6 +82,11 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// Tells whether `key` is present with the value `null`.
+    pub fn is_null(&self, key: &str) -> bool {
+        matches!(self.map.get(key), Some(Value::Null))
+    }
+
     /// Reads a count: an integer from 0 to `u32::MAX`.
     pub fn count(&self, key: &str) -> Result<Option<u32>, String> {
         let number = self.bounded_integer(key, u64::from(u32::MAX))?;

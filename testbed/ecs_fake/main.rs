@@ -1,12 +1,15 @@
 //! `tend-ecs-fake`: an in-memory ECS endpoint that speaks the awsJson1_1
 //! protocol of the ECS API, so that `aws-sdk-ecs` talks to it unchanged.
 //! Unlike moto it pages List results (at most 100 per page), honours
-//! `totalResources` on RegisterContainerInstance and can inject errors.
+//! `totalResources` on RegisterContainerInstance, can inject errors, and
+//! places tasks on instances with CPU and memory accounting, so RunTask can
+//! fail with `RESOURCE:CPU` or `RESOURCE:MEMORY`.
 //!
 //! It prints `listening on http://ADDRESS` as its first line on stdout once
 //! it accepts connections, logs to stderr, and exits on SIGTERM or SIGINT.
 
 mod admin;
+mod admin_tasks;
 mod fake;
 mod fields;
 mod ops;
@@ -14,6 +17,8 @@ mod protocol;
 mod seed;
 mod server;
 mod state;
+mod task_definitions;
+mod tasks;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -30,6 +35,7 @@ use tracing_subscriber::EnvFilter;
 use crate::fake::Fake;
 use crate::server::SharedFake;
 use crate::state::State;
+use crate::tasks::TaskTiming;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -53,6 +59,16 @@ struct Args {
     /// format `POST /_fake/state` accepts.
     #[arg(long)]
     seed: Option<PathBuf>,
+
+    /// How long a new task stays PENDING, such as `200ms`. With 0 it is
+    /// RUNNING from the next request on.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    task_start_delay: Duration,
+
+    /// How long a task runs before its essential container exits and it
+    /// stops, such as `5m`. Without it tasks run until StopTask.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    task_run_time: Option<Duration>,
 }
 
 fn parse_account(text: &str) -> Result<String, String> {
@@ -86,7 +102,11 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(path) = &args.seed {
         load_seed(&mut state, path)?;
     }
-    let fake = Arc::new(Mutex::new(Fake::new(state)));
+    let timing = TaskTiming {
+        start_delay: args.task_start_delay,
+        run_time: args.task_run_time,
+    };
+    let fake = Arc::new(Mutex::new(Fake::new(state, timing)));
 
     let listener = TcpListener::bind(args.listen)
         .await

@@ -1,7 +1,7 @@
 //! Wire format of the ECS awsJson1_1 protocol: operation names, error
 //! bodies, request ids and the opaque page tokens of the List operations.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// Prefix of the `X-Amz-Target` header value before the operation name.
 pub const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
@@ -17,15 +17,19 @@ pub mod code {
     pub const CLUSTER_NOT_FOUND: &str = "ClusterNotFoundException";
     pub const CLUSTER_CONTAINS_INSTANCES: &str = "ClusterContainsContainerInstancesException";
     pub const CLUSTER_CONTAINS_TASKS: &str = "ClusterContainsTasksException";
+    pub const CONFLICT: &str = "ConflictException";
     pub const UNKNOWN_OPERATION: &str = "UnknownOperationException";
     pub const SERIALIZATION: &str = "SerializationException";
 }
 
-/// An error response: its `__type` code and message.
+/// An error response: its `__type` code, message and the extra members
+/// that some error shapes model, such as `resourceIds` of
+/// `ConflictException`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AwsError {
     pub code: String,
     pub message: String,
+    pub members: Map<String, Value>,
 }
 
 impl AwsError {
@@ -33,7 +37,18 @@ impl AwsError {
         Self {
             code: code.to_owned(),
             message: message.into(),
+            members: Map::new(),
         }
+    }
+
+    /// Adds a member to the error body next to `__type` and `message`.
+    pub fn with_member(mut self, name: &str, value: Value) -> Self {
+        self.members.insert(name.to_owned(), value);
+        self
+    }
+
+    pub fn client(message: impl Into<String>) -> Self {
+        Self::new(code::CLIENT, message)
     }
 
     pub fn invalid_parameter(message: impl Into<String>) -> Self {
@@ -51,7 +66,10 @@ impl AwsError {
     }
 
     pub fn body(&self) -> Value {
-        json!({ "__type": self.code, "message": self.message })
+        let mut body = self.members.clone();
+        body.insert("__type".to_owned(), json!(self.code));
+        body.insert("message".to_owned(), json!(self.message));
+        Value::Object(body)
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::CONTENT_TYPE;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response};
@@ -68,21 +68,25 @@ async fn respond(fake: &SharedFake, request: Request<Incoming>) -> Response<Full
 fn aws_response(fake: &SharedFake, target: Option<&str>, body: &[u8]) -> Response<Full<Bytes>> {
     let result = ops::dispatch(&mut lock(fake), target, body);
     let request_id = protocol::request_id();
-    let (status, output) = match result {
-        Ok(output) => (200, output),
+    let (status, output, error_type) = match result {
+        Ok(output) => (200, output, None),
         Err(error) => {
             tracing::debug!(?target, code = %error.code, message = %error.message, %request_id,
                 "returned ECS error");
-            (error.status(), error.body())
+            (error.status(), error.body(), Some(error.code))
         }
     };
     let mut response = json_response(status, protocol::CONTENT_TYPE, &output);
+    let headers = response.headers_mut();
     let request_id = request_id
         .parse()
         .expect("request id is a valid header value");
-    response
-        .headers_mut()
-        .insert("x-amzn-requestid", request_id);
+    headers.insert("x-amzn-requestid", request_id);
+    // The awsJson protocols let clients take the error code from this
+    // header before `__type` in the body, so AWS services send both.
+    if let Some(code) = error_type.and_then(|code| HeaderValue::from_str(&code).ok()) {
+        headers.insert("x-amzn-errortype", code);
+    }
     response
 }
 

@@ -1,10 +1,13 @@
 //! In-memory model of the ECS account the fake serves: clusters, their
-//! container instances with registered and remaining resources, and a task
-//! table. Every generated identifier comes from a counter, so the same
-//! requests produce the same ARNs and EC2 instance ids.
+//! container instances with registered and remaining resources, task
+//! definitions and tasks. Every generated identifier comes from a counter,
+//! so the same requests produce the same ARNs and EC2 instance ids.
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::task_definitions::TaskDefinition;
+use crate::tasks::{ClientTokenRecord, Task};
 
 /// CPU units a container instance registers when `totalResources` omits CPU,
 /// the value moto's `ContainerInstance` registers.
@@ -182,21 +185,6 @@ impl Cluster {
     }
 }
 
-/// A task placed by RunTask or StartTask.
-#[derive(Debug, Clone)]
-#[expect(dead_code, reason = "no operation creates tasks yet")]
-pub struct Task {
-    pub arn: String,
-    pub cluster_arn: String,
-    pub container_instance_arn: Option<String>,
-    pub cpu: i32,
-    pub memory: i32,
-    pub last_status: String,
-    /// The `clientToken` of the request that started the task, which makes
-    /// a retried request return the same task.
-    pub client_token: Option<String>,
-}
-
 /// Properties of a container instance before it joins a cluster.
 #[derive(Debug, Clone)]
 pub struct NewInstance {
@@ -232,11 +220,16 @@ pub struct State {
     pub account: String,
     /// Clusters keyed by `seq`, deleted ones included.
     pub clusters: BTreeMap<u64, Cluster>,
-    /// Tasks keyed by ARN.
-    #[expect(dead_code, reason = "no operation creates tasks yet")]
-    pub tasks: BTreeMap<String, Task>,
+    /// Revisions of each task definition family, revision 1 first.
+    pub task_definitions: BTreeMap<String, Vec<TaskDefinition>>,
+    /// Tasks keyed by `seq`, which is also the listing order. Stopped tasks
+    /// stay, as ECS keeps describing them for a while.
+    pub tasks: BTreeMap<u64, Task>,
+    /// RunTask requests that placed tasks, keyed by their `clientToken`.
+    pub client_tokens: BTreeMap<String, ClientTokenRecord>,
     next_cluster_seq: u64,
     next_instance_seq: u64,
+    next_task_seq: u64,
 }
 
 impl State {
@@ -245,9 +238,12 @@ impl State {
             region: region.to_owned(),
             account: account.to_owned(),
             clusters: BTreeMap::new(),
+            task_definitions: BTreeMap::new(),
             tasks: BTreeMap::new(),
+            client_tokens: BTreeMap::new(),
             next_cluster_seq: 1,
             next_instance_seq: 1,
+            next_task_seq: 1,
         }
     }
 
@@ -260,6 +256,26 @@ impl State {
 
     pub fn instance_arn(&self, cluster_name: &str, id: &str) -> String {
         instance_arn(&self.region, &self.account, cluster_name, id)
+    }
+
+    pub fn task_arn(&self, cluster_name: &str, id: &str) -> String {
+        format!(
+            "arn:aws:ecs:{}:{}:task/{cluster_name}/{id}",
+            self.region, self.account
+        )
+    }
+
+    /// Returns the `seq` for a new task and its id, the 32 hex digits at
+    /// the end of its ARN.
+    pub fn allocate_task_id(&mut self) -> (u64, String) {
+        let seq = self.next_task_seq;
+        self.next_task_seq += 1;
+        // The salt keeps task ids apart from instance ids of the same seq.
+        let salted = seq ^ 0x7a5c_0000_0000_0000;
+        (
+            seq,
+            format!("{:016x}{:016x}", scramble(salted), scramble(!salted)),
+        )
     }
 
     /// Finds a cluster, deleted ones included, by name or ARN.
@@ -356,8 +372,13 @@ fn ec2_instance_id(seq: u64) -> String {
 }
 
 fn unix_seconds_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    unix_seconds(SystemTime::now())
+}
+
+/// Converts a time to seconds since the Unix epoch with millisecond
+/// precision, the timestamp format of the ECS JSON protocol.
+pub fn unix_seconds(time: SystemTime) -> f64 {
+    time.duration_since(UNIX_EPOCH)
         .map(|elapsed| (elapsed.as_millis() as f64) / 1000.0)
         .unwrap_or(0.0)
 }

@@ -4,10 +4,12 @@
 use std::io::Write;
 
 use aws_sdk_ecs::error::ProvideErrorMetadata;
-use aws_sdk_ecs::types::{Cluster, ContainerInstance, ContainerInstanceStatus, Resource};
+use aws_sdk_ecs::types::{Cluster, ContainerInstanceStatus, Resource};
 use serde_json::{Value, json};
 
-use crate::support::ecs_fake::{FakeEcs, InstanceUpdate, SeedReply, ecs_client};
+use crate::support::ecs_fake::{
+    FakeEcs, InstanceUpdate, SeedReply, cpu_and_memory, describe_one, ecs_client,
+};
 
 const TARGET: &str = "AmazonEC2ContainerServiceV20141113.";
 
@@ -25,33 +27,10 @@ fn instance_arns(seeded: &SeedReply) -> Vec<String> {
         .collect()
 }
 
-/// Returns the CPU and MEMORY values of an instance's resource list.
-fn cpu_and_memory(resources: &[Resource]) -> (i32, i32) {
-    let value = |name: &str| {
-        let resource = resources
-            .iter()
-            .find(|resource| resource.name() == Some(name));
-        resource
-            .unwrap_or_else(|| panic!("no {name} resource"))
-            .integer_value()
-    };
-    (value("CPU"), value("MEMORY"))
-}
-
 async fn describe_cluster(fake: &FakeEcs, name: &str) -> Cluster {
     let request = fake.client().describe_clusters().clusters(name);
     let output = request.send().await.expect("DescribeClusters failed");
     output.clusters()[0].clone()
-}
-
-async fn describe_one(fake: &FakeEcs, cluster: &str, instance: &str) -> ContainerInstance {
-    let client = fake.client();
-    let request = client.describe_container_instances().cluster(cluster);
-    let output = request.container_instances(instance).send().await;
-    output
-        .expect("DescribeContainerInstances failed")
-        .container_instances()[0]
-        .clone()
 }
 
 async fn list_instances(
@@ -439,6 +418,7 @@ async fn server_exception_returns_500() {
 
     assert_eq!(failed.status, 500);
     assert_eq!(failed.body["__type"], "ServerException");
+    assert_eq!(failed.error_type.as_deref(), Some("ServerException"));
     let recovered = fake.aws_raw(Some(&target), "{}").await;
     assert_eq!(recovered.status, 200);
 }
@@ -455,12 +435,15 @@ async fn wire_format_matches_aws_json() {
     let request_id = listed.request_id.expect("no x-amzn-RequestId header");
     assert_eq!(request_id.len(), 36, "{request_id}");
     assert_eq!(listed.body, json!({ "clusterArns": [] }));
+    assert_eq!(listed.error_type, None);
 
     let unknown = fake
         .aws_raw(Some(&format!("{TARGET}Frobnicate")), "{}")
         .await;
     assert_eq!(unknown.status, 400);
     assert_eq!(unknown.body["__type"], "UnknownOperationException");
+    let error_type = unknown.error_type.as_deref();
+    assert_eq!(error_type, Some("UnknownOperationException"));
 
     let no_target = fake.aws_raw(None, "{}").await;
     assert_eq!(no_target.status, 400);
@@ -469,6 +452,8 @@ async fn wire_format_matches_aws_json() {
     let malformed = fake.aws_raw(Some(&list_clusters), "{oops").await;
     assert_eq!(malformed.status, 400);
     assert_eq!(malformed.body["__type"], "SerializationException");
+    let error_type = malformed.error_type.as_deref();
+    assert_eq!(error_type, Some("SerializationException"));
 }
 
 #[tokio::test]

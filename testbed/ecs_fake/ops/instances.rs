@@ -331,7 +331,12 @@ pub fn describe(state: &mut State, input: Value) -> Result<Value, AwsError> {
 
 /// Returns the ARN to report for an instance that was not found: the
 /// reference itself when it is an ARN, else the ARN built from the id.
-fn failure_arn(region: &str, account: &str, cluster_name: &str, reference: &str) -> String {
+pub(super) fn failure_arn(
+    region: &str,
+    account: &str,
+    cluster_name: &str,
+    reference: &str,
+) -> String {
     if reference.starts_with("arn:") {
         reference.to_owned()
     } else {

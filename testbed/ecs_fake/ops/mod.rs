@@ -2,7 +2,12 @@
 
 mod clusters;
 mod instances;
+mod placement;
+mod run_task;
 mod shapes;
+mod task_definitions;
+mod task_spec;
+mod tasks;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -17,34 +22,71 @@ pub use shapes::instance_json;
 /// Function that runs one operation: it takes the parsed JSON request body
 /// and returns the JSON response body. It runs under the state lock, so it
 /// must not block.
-type Handler = fn(&mut State, Value) -> Result<Value, AwsError>;
+#[derive(Clone, Copy)]
+enum Handler {
+    /// An operation that reads or changes only the ECS state.
+    State(fn(&mut State, Value) -> Result<Value, AwsError>),
+    /// An operation that also uses the fake's settings: the task timing and
+    /// the staged RunTask failures.
+    Fake(fn(&mut Fake, Value) -> Result<Value, AwsError>),
+}
 
 /// Operations the fake implements. Adding an operation is one row here and
 /// one handler function.
 const OPERATIONS: &[(&str, Handler)] = &[
-    ("CreateCluster", clusters::create_cluster),
-    ("DeleteCluster", clusters::delete_cluster),
-    ("ListClusters", clusters::list_clusters),
-    ("DescribeClusters", clusters::describe_clusters),
-    ("RegisterContainerInstance", instances::register),
-    ("DeregisterContainerInstance", instances::deregister),
-    ("UpdateContainerInstancesState", instances::update_state),
-    ("ListContainerInstances", instances::list),
-    ("DescribeContainerInstances", instances::describe),
+    ("CreateCluster", Handler::State(clusters::create_cluster)),
+    ("DeleteCluster", Handler::State(clusters::delete_cluster)),
+    ("ListClusters", Handler::State(clusters::list_clusters)),
+    (
+        "DescribeClusters",
+        Handler::State(clusters::describe_clusters),
+    ),
+    (
+        "RegisterContainerInstance",
+        Handler::State(instances::register),
+    ),
+    (
+        "DeregisterContainerInstance",
+        Handler::State(instances::deregister),
+    ),
+    (
+        "UpdateContainerInstancesState",
+        Handler::State(instances::update_state),
+    ),
+    ("ListContainerInstances", Handler::State(instances::list)),
+    (
+        "DescribeContainerInstances",
+        Handler::State(instances::describe),
+    ),
+    (
+        "RegisterTaskDefinition",
+        Handler::State(task_definitions::register),
+    ),
+    (
+        "DescribeTaskDefinition",
+        Handler::State(task_definitions::describe),
+    ),
+    ("RunTask", Handler::Fake(run_task::run_task)),
+    ("StartTask", Handler::Fake(tasks::start_task)),
+    ("DescribeTasks", Handler::State(tasks::describe)),
+    ("ListTasks", Handler::State(tasks::list)),
+    ("StopTask", Handler::State(tasks::stop)),
 ];
 
 /// Largest `maxResults` of a List call, and its default.
 const MAX_PAGE_SIZE: i64 = 100;
-/// Largest number of clusters or instances one Describe call accepts.
+/// Largest number of clusters, instances or tasks one Describe call accepts.
 const MAX_DESCRIBE_ITEMS: usize = 100;
 
 pub fn is_operation(name: &str) -> bool {
     OPERATIONS.iter().any(|(operation, _)| *operation == name)
 }
 
-/// Runs one ECS request: counts the call, applies a queued fault, then
-/// parses the body and calls the operation's handler.
+/// Runs one ECS request: applies the task transitions that are due, counts
+/// the call, applies a queued fault, then parses the body and calls the
+/// operation's handler.
 pub fn dispatch(fake: &mut Fake, target: Option<&str>, body: &[u8]) -> Result<Value, AwsError> {
+    fake.advance_tasks();
     let operation = protocol::operation_name(target)?;
     let Some((name, handler)) = OPERATIONS.iter().find(|(name, _)| *name == operation) else {
         return Err(AwsError::new(
@@ -59,7 +101,10 @@ pub fn dispatch(fake: &mut Fake, target: Option<&str>, body: &[u8]) -> Result<Va
     }
 
     let input = parse_body(body)?;
-    handler(&mut fake.state, input)
+    match handler {
+        Handler::State(handler) => handler(&mut fake.state, input),
+        Handler::Fake(handler) => handler(fake, input),
+    }
 }
 
 /// Parses a request body. An empty body counts as `{}`, so a request with

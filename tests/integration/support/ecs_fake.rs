@@ -1,6 +1,9 @@
 //! Starts the `tend-ecs-fake` binary on a free loopback port and drives its
 //! `/_fake/` admin endpoints. Each `FakeEcs` is its own process, so tests
 //! that run in parallel do not share state.
+//!
+//! Task timing is set with `FakeEcs::start_with_args(&["--task-start-delay",
+//! "200ms", "--task-run-time", "5m"])` or later with `configure_tasks`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -9,6 +12,7 @@ use std::time::Duration;
 
 use aws_sdk_ecs::config::retry::RetryConfig;
 use aws_sdk_ecs::config::{Credentials, Region};
+use aws_sdk_ecs::types::{ContainerDefinition, ContainerInstance, Resource};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -72,12 +76,63 @@ pub struct InstanceUpdate {
     pub pending_tasks: Option<u32>,
 }
 
+/// Returns the CPU and MEMORY values of an instance's resource list.
+pub fn cpu_and_memory(resources: &[Resource]) -> (i32, i32) {
+    let value = |name: &str| {
+        let resource = resources
+            .iter()
+            .find(|resource| resource.name() == Some(name));
+        resource
+            .unwrap_or_else(|| panic!("no {name} resource"))
+            .integer_value()
+    };
+    (value("CPU"), value("MEMORY"))
+}
+
+/// Describes one container instance through the SDK.
+pub async fn describe_one(fake: &FakeEcs, cluster: &str, instance: &str) -> ContainerInstance {
+    let client = fake.client();
+    let request = client.describe_container_instances().cluster(cluster);
+    let output = request.container_instances(instance).send().await;
+    output
+        .expect("DescribeContainerInstances failed")
+        .container_instances()[0]
+        .clone()
+}
+
+/// Registers a task definition with one container, `main`, that reserves
+/// `cpu` units and `memory` MiB, and returns its ARN. A task of it takes
+/// exactly that much from its container instance.
+pub async fn register_task_definition(
+    client: &aws_sdk_ecs::Client,
+    family: &str,
+    cpu: i32,
+    memory: i32,
+) -> String {
+    let container = ContainerDefinition::builder()
+        .name("main")
+        .image("busybox")
+        .cpu(cpu)
+        .memory(memory)
+        .build();
+    let request = client.register_task_definition().family(family);
+    let output = request.container_definitions(container).send().await;
+    let output = output.expect("RegisterTaskDefinition failed");
+    let definition = output.task_definition().expect("no taskDefinition");
+    let arn = definition
+        .task_definition_arn()
+        .expect("no taskDefinitionArn");
+    arn.to_owned()
+}
+
 /// An ECS response read without the SDK.
 #[derive(Debug)]
 pub struct RawReply {
     pub status: u16,
     pub content_type: Option<String>,
     pub request_id: Option<String>,
+    /// The `x-amzn-ErrorType` header of an error response.
+    pub error_type: Option<String>,
     pub body: Value,
 }
 
@@ -173,10 +228,12 @@ impl FakeEcs {
             value.map(|value| value.to_str().expect("ASCII header").to_owned())
         };
         let (content_type, request_id) = (header("content-type"), header("x-amzn-requestid"));
+        let error_type = header("x-amzn-errortype");
         RawReply {
             status: response.status().as_u16(),
             content_type,
             request_id,
+            error_type,
             body: response.json().await.expect("ECS reply is not JSON"),
         }
     }
@@ -192,17 +249,47 @@ impl FakeEcs {
         self.admin_post_ok("/_fake/reset", &Value::Null).await;
     }
 
+    /// Sends a GET to an admin endpoint, checks that it succeeded and
+    /// returns the JSON body.
+    async fn admin_get(&self, path: &str) -> Value {
+        let url = format!("{}{path}", self.endpoint);
+        let response = self.http.get(url).send().await;
+        let response = response.unwrap_or_else(|error| panic!("GET {path} failed: {error}"));
+        assert_eq!(response.status().as_u16(), 200, "GET {path} failed");
+        response.json().await.expect("admin reply is not JSON")
+    }
+
     /// Returns the number of calls per ECS operation.
     pub async fn calls(&self) -> BTreeMap<String, u64> {
-        let url = format!("{}/_fake/calls", self.endpoint);
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .expect("calls request failed");
-        assert_eq!(response.status().as_u16(), 200, "GET /_fake/calls failed");
-        response.json().await.expect("unexpected calls reply")
+        let reply = self.admin_get("/_fake/calls").await;
+        serde_json::from_value(reply).expect("unexpected calls reply")
+    }
+
+    /// Returns every task the fake placed, stopped ones included, in
+    /// placement order. Each is an object with `arn`, `id`, `cluster`,
+    /// `container_instance`, `ec2_instance_id`, `task_definition`,
+    /// `last_status`, `desired_status`, `cpu`, `memory`, `client_token`,
+    /// `started_by`, `group` and `stop_code`.
+    pub async fn tasks(&self) -> Vec<Value> {
+        let reply = self.admin_get("/_fake/tasks").await;
+        serde_json::from_value(reply["tasks"].clone()).expect("unexpected tasks reply")
+    }
+
+    /// Makes the next `count` RunTask calls return one failure with
+    /// `reason`, such as `RESOURCE:MEMORY` or `AGENT`, and no tasks.
+    pub async fn stage_run_task_failures(&self, reason: &str, count: u32) {
+        let body = serde_json::json!({ "reason": reason, "count": count });
+        self.admin_post_ok("/_fake/run_task_failures", &body).await;
+    }
+
+    /// Sets how long tasks placed from now on stay PENDING and then run
+    /// before they stop by themselves. `None` runs them until StopTask.
+    pub async fn configure_tasks(&self, start_delay_ms: u32, run_time_ms: Option<u32>) {
+        let body = serde_json::json!({
+            "start_delay_ms": start_delay_ms,
+            "run_time_ms": run_time_ms,
+        });
+        self.admin_post_ok("/_fake/tasks/config", &body).await;
     }
 
     pub async fn reset_calls(&self) {
