@@ -154,7 +154,6 @@ struct Scenario {
     sqs: aws_sdk_sqs::Client,
     queues: Vec<String>,
     dead_letter: String,
-    high_sent_at: SystemTime,
 }
 
 async fn scenario(label: &str) -> Scenario {
@@ -203,7 +202,6 @@ async fn scenario(label: &str) -> Scenario {
         sqs,
         queues,
         dead_letter,
-        high_sent_at: SystemTime::now(),
     }
 }
 
@@ -222,25 +220,25 @@ async fn send(scenario: &Scenario, priority: usize, label: &str) {
 /// Queues the low requests, lets them fill the cluster via `step`, then
 /// queues the high ones and steps until all have started. Reports the
 /// results from the fake's task list and call counts.
-async fn run<F, Fut>(label: &str, mut scenario: Scenario, mut step: F)
+async fn run<F, Fut>(label: &str, scenario: &Scenario, mut step: F)
 where
-    F: FnMut(&Scenario) -> Fut,
+    F: FnMut() -> Fut,
     Fut: Future<Output = ()>,
 {
     for _ in 0..LOW {
-        send(&scenario, 1, "low").await;
+        send(scenario, 1, "low").await;
     }
     let fill_deadline = Instant::now() + Duration::from_secs(30);
     while started(&scenario.fake).await.len() < 5 && Instant::now() < fill_deadline {
-        step(&scenario).await;
+        step().await;
     }
-    scenario.high_sent_at = SystemTime::now();
+    let high_sent_at = SystemTime::now();
     for _ in 0..HIGH {
-        send(&scenario, 0, "high").await;
+        send(scenario, 0, "high").await;
     }
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        step(&scenario).await;
+        step().await;
         let tasks = started(&scenario.fake).await;
         if tasks.iter().filter(|t| t["startedBy"] == "high").count() == HIGH
             || Instant::now() > deadline
@@ -249,16 +247,42 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    report(label, &scenario).await;
+    report(label, scenario, high_sent_at).await;
 }
 
+/// Every task started in the fake, oldest first, with `startedBy` and
+/// `createdAt` (seconds) as DescribeTasks reports them.
 async fn started(fake: &Fake) -> Vec<Value> {
-    let reply = fake.get("/_fake/tasks").await;
-    let mut tasks = reply
-        .as_array()
-        .cloned()
-        .or_else(|| reply["tasks"].as_array().cloned())
-        .unwrap_or_default();
+    use aws_sdk_ecs::types::DesiredStatus;
+    let client = ecs_client(&fake.endpoint);
+    let mut arns = Vec::new();
+    for status in [DesiredStatus::Running, DesiredStatus::Stopped] {
+        let mut pages = client
+            .list_tasks()
+            .cluster("s1")
+            .desired_status(status)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            arns.extend(page.expect("ListTasks").task_arns().iter().cloned());
+        }
+    }
+    let mut tasks = Vec::new();
+    for chunk in arns.chunks(100) {
+        let described = client
+            .describe_tasks()
+            .cluster("s1")
+            .set_tasks(Some(chunk.to_vec()))
+            .send()
+            .await
+            .expect("DescribeTasks");
+        for task in described.tasks() {
+            tasks.push(json!({
+                "startedBy": task.started_by(),
+                "createdAt": task.created_at().map(|t| t.as_secs_f64()),
+            }));
+        }
+    }
     tasks.sort_by(|a, b| {
         let at = |t: &Value| t["createdAt"].as_f64().unwrap_or(0.0);
         at(a).total_cmp(&at(b))
@@ -274,12 +298,11 @@ fn percentile(values: &mut [f64], fraction: f64) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-async fn report(label: &str, scenario: &Scenario) {
+async fn report(label: &str, scenario: &Scenario, high_sent_at: SystemTime) {
     let tasks = started(&scenario.fake).await;
     let calls = scenario.fake.get("/_fake/calls").await;
     let run_task = calls["RunTask"].as_u64().unwrap_or(0);
-    let high_at = scenario
-        .high_sent_at
+    let high_at = high_sent_at
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs_f64();
@@ -352,7 +375,7 @@ async fn tend_scheduler(scenario: Scenario) {
     });
     // The capacity loop refreshes every second, as with interval = "1s".
     let last_refresh = std::cell::Cell::new(Instant::now() - Duration::from_secs(2));
-    run("tend (strict)", scenario, |_| async {
+    run("tend (strict)", &scenario, || async {
         if last_refresh.get().elapsed() >= Duration::from_secs(1) {
             capacity
                 .reconcile(&CancellationToken::new())
@@ -419,5 +442,6 @@ async fn main() {
     );
     println!("|---|---:|---:|---:|---:|---:|---:|");
     tend_scheduler(scenario("tend").await).await;
-    run("naive", scenario("naive").await, naive_step).await;
+    let naive = scenario("naive").await;
+    run("naive", &naive, || naive_step(&naive)).await;
 }

@@ -6,6 +6,8 @@ mod conformance;
 mod crash;
 mod ecs_capacity;
 mod ecs_fake;
+mod ecs_fake_tasks;
+mod instagram_fake;
 mod scheduler_flow;
 mod scheduler_intake;
 mod support;
