@@ -135,6 +135,7 @@ mod tests {
         let config = AwsConfig {
             region: Some("eu-west-3".into()),
             endpoint_url: Some("http://127.0.0.1:1".into()),
+            s3_force_path_style: false,
         };
         let sdk = load(&config).await.unwrap();
         assert_eq!(sdk.region().map(|r| r.as_ref()), Some("eu-west-3"));

@@ -30,6 +30,9 @@ pub enum Command {
         /// Run a single pass, print its summary and exit (1 if it failed).
         #[arg(long)]
         once: bool,
+        /// Print what a pass would do without writing anything (instagram only).
+        #[arg(long, requires = "once")]
+        dry_run: bool,
     },
     /// Answer from the capacity cache whether a task fits on a single instance.
     ///
@@ -94,4 +97,6 @@ pub enum LoopName {
     EcsCapacity,
     /// Place queued task requests on ECS.
     Scheduler,
+    /// Archive Instagram media in S3 and publish it on Ghost.
+    Instagram,
 }

@@ -8,6 +8,7 @@ pub mod cmd;
 pub mod config;
 pub mod ecs_capacity;
 pub mod http;
+pub mod instagram;
 pub mod metrics;
 pub mod redis_client;
 pub mod runtime;

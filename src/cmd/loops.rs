@@ -8,6 +8,10 @@ use crate::aws::{self, AwsSetupError, RequestMetrics};
 use crate::config::Config;
 use crate::ecs_capacity::reader::CapacityReader;
 use crate::ecs_capacity::{CapacityCache, CapacityReconciler, EcsMetrics, Observer};
+use crate::instagram::{
+    ApiMetrics, Archive, Ghost, InstagramApi, InstagramMetrics, InstagramReconciler, Renderer,
+    TokenStore,
+};
 use crate::redis_client::Redis;
 use crate::runtime::Schedule;
 use crate::scheduler::{
@@ -22,12 +26,25 @@ pub enum SetupError {
     Redis(#[from] redis::RedisError),
     #[error("registering metrics failed")]
     Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    Ghost(#[from] crate::instagram::GhostError),
+    #[error(transparent)]
+    Template(#[from] crate::instagram::TemplateError),
+    #[error("cannot read instagram.template {path}: {source}")]
+    TemplateFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot build the HTTP client")]
+    Http(#[source] reqwest::Error),
 }
 
 /// The loops to run, each with its schedule.
 pub struct Loops {
     pub ecs_capacity: Option<(Arc<CapacityReconciler>, Schedule)>,
     pub scheduler: Option<(Arc<Scheduler>, Schedule)>,
+    pub instagram: Option<(Arc<InstagramReconciler>, Schedule)>,
     /// Shared Redis client, when any loop needs one.
     pub redis: Option<Redis>,
 }
@@ -40,6 +57,9 @@ impl Loops {
         }
         if self.scheduler.is_some() {
             names.push(crate::scheduler::LOOP_NAME);
+        }
+        if self.instagram.is_some() {
+            names.push(crate::instagram::LOOP_NAME);
         }
         names
     }
@@ -65,9 +85,10 @@ pub async fn build(config: &Config, registry: &Registry) -> Result<Loops, SetupE
     let mut loops = Loops {
         ecs_capacity: None,
         scheduler: None,
+        instagram: None,
         redis: None,
     };
-    if !config.ecs_capacity.enabled && !config.scheduler.enabled {
+    if !config.ecs_capacity.enabled && !config.scheduler.enabled && !config.instagram.enabled {
         return Ok(loops);
     }
     let sdk = aws::load(&config.aws).await?;
@@ -82,7 +103,7 @@ pub async fn build(config: &Config, registry: &Registry) -> Result<Loops, SetupE
     if config.scheduler.enabled {
         let sqs_client = aws_sdk_sqs::Client::from_conf(
             aws_sdk_sqs::config::Builder::from(&sdk)
-                .interceptor(request_metrics)
+                .interceptor(request_metrics.clone())
                 .build(),
         );
         let scheduler = build_scheduler(
@@ -102,6 +123,20 @@ pub async fn build(config: &Config, registry: &Registry) -> Result<Loops, SetupE
             )
         };
         loops.scheduler = Some((Arc::new(scheduler), schedule));
+    }
+    if config.instagram.enabled {
+        let s3_client = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(config.aws.s3_force_path_style)
+                .interceptor(request_metrics.clone())
+                .build(),
+        );
+        let reconciler = build_instagram(config, registry, &redis, s3_client)?;
+        let ig = &config.instagram;
+        loops.instagram = Some((
+            Arc::new(reconciler),
+            schedule(config, ig.interval, ig.pass_timeout),
+        ));
     }
     let ecs = &config.ecs_capacity;
     if ecs.enabled {
@@ -151,4 +186,70 @@ fn build_scheduler(
         wait_time: settings.wait_time,
         max_receives: u32::try_from(settings.max_receives).unwrap_or(u32::MAX),
     }))
+}
+
+/// Builds the instagram loop from its settings.
+pub fn build_instagram(
+    config: &Config,
+    registry: &Registry,
+    redis: &Redis,
+    s3_client: aws_sdk_s3::Client,
+) -> Result<InstagramReconciler, SetupError> {
+    let ig = &config.instagram;
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("tend/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .timeout(std::time::Duration::from_secs(600))
+        .build()
+        .map_err(SetupError::Http)?;
+    let template = match &ig.template {
+        Some(path) => {
+            Some(
+                std::fs::read_to_string(path).map_err(|source| SetupError::TemplateFile {
+                    path: path.clone(),
+                    source,
+                })?,
+            )
+        }
+        None => None,
+    };
+    let metrics = InstagramMetrics::register(registry)?;
+    let api = InstagramApi::new(
+        http.clone(),
+        &ig.api_url,
+        &ig.api_version,
+        ig.access_token.clone(),
+        ApiMetrics::register(registry)?,
+    );
+    let tokens = TokenStore::new(
+        redis.clone(),
+        api.clone(),
+        &ig.access_token,
+        ig.token_refresh_before,
+        metrics.token_expiry.clone(),
+    );
+    let archive = Archive::new(
+        s3_client,
+        http.clone(),
+        ig.bucket.clone(),
+        ig.key_prefix.clone(),
+        ig.cdn_hosts.clone(),
+    );
+    let settings = crate::instagram::Settings {
+        page_size: ig.page_size as u32,
+        tags: ig.tags.clone(),
+        internal_tag: ig.internal_tag.clone(),
+        public_base_url: ig.public_base_url.clone(),
+        deleted: ig.deleted,
+        full_interval: ig.full_interval,
+    };
+    Ok(InstagramReconciler::new(
+        api,
+        archive,
+        Ghost::new(http, &ig.ghost_url, &ig.ghost_admin_key)?,
+        Renderer::new(template)?,
+        tokens,
+        settings,
+        metrics,
+    ))
 }

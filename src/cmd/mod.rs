@@ -41,7 +41,11 @@ pub fn main(cli: Cli) -> ExitCode {
     runtime.block_on(async move {
         match cli.command {
             Command::Run => run::run(config).await,
-            Command::Reconcile { name, once } => reconcile::reconcile(config, name, once).await,
+            Command::Reconcile {
+                name,
+                once,
+                dry_run,
+            } => reconcile::reconcile(config, name, once, dry_run).await,
             Command::Capacity {
                 cluster,
                 cpu,

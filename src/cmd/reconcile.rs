@@ -11,7 +11,7 @@ use crate::cli::LoopName;
 use crate::config::Config;
 use crate::runtime::{LoopMetrics, Reconciler, Runner, Schedule, StatusBoard, error_chain};
 
-pub async fn reconcile(config: Config, name: LoopName, once: bool) -> ExitCode {
+pub async fn reconcile(config: Config, name: LoopName, once: bool, dry_run: bool) -> ExitCode {
     let registry = prometheus::Registry::new();
     let built = match loops::build(&config, &registry).await {
         Ok(built) => built,
@@ -33,6 +33,30 @@ pub async fn reconcile(config: Config, name: LoopName, once: bool) -> ExitCode {
             None => {
                 eprintln!(
                     "tend: the ecs-capacity loop is disabled; set ecs_capacity.enabled = true (TEND_ECS_CAPACITY_ENABLED=true)"
+                );
+                ExitCode::FAILURE
+            }
+        },
+        LoopName::Instagram => match built.instagram {
+            Some((reconciler, schedule)) => {
+                if dry_run {
+                    reconciler.set_dry_run();
+                }
+                let bar = indicatif::ProgressBar::new_spinner();
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{spinner} {pos} media items synced {msg}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                );
+                reconciler.set_progress(bar.clone());
+                let code = drive(&runner, reconciler, schedule, once).await;
+                bar.finish_and_clear();
+                code
+            }
+            None => {
+                eprintln!(
+                    "tend: the instagram loop is disabled; set instagram.enabled = true (TEND_INSTAGRAM_ENABLED=true)"
                 );
                 ExitCode::FAILURE
             }
@@ -95,6 +119,16 @@ fn print_summary(summary: &serde_json::Value) {
     for (key, value) in fields {
         let shown = match value {
             serde_json::Value::Array(items) if items.is_empty() => "none".to_owned(),
+            serde_json::Value::Array(items) if items.len() > 3 => items
+                .iter()
+                .map(|item| {
+                    format!(
+                        "\n    {}",
+                        item.as_str()
+                            .map_or_else(|| item.to_string(), str::to_owned)
+                    )
+                })
+                .collect(),
             serde_json::Value::Array(items) => items
                 .iter()
                 .map(|item| {

@@ -54,6 +54,9 @@ pub async fn run(config: Config) -> ExitCode {
     if let Some((reconciler, schedule)) = loops.scheduler {
         runner.spawn(&mut tasks, reconciler, schedule, shutdown.clone());
     }
+    if let Some((reconciler, schedule)) = loops.instagram {
+        runner.spawn(&mut tasks, reconciler, schedule, shutdown.clone());
+    }
     let state = Arc::new(HttpState {
         registry,
         board,

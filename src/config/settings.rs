@@ -208,6 +208,21 @@ impl Setting for String {
     }
 }
 
+impl Setting for super::Secret {
+    const EXPECTED: &'static str = "a string";
+
+    fn from_toml(value: &toml::Value) -> Result<Self, String> {
+        value
+            .as_str()
+            .map(Self::new)
+            .ok_or_else(|| "not a string".to_owned())
+    }
+
+    fn from_env(text: &str) -> Result<Self, String> {
+        Ok(Self::new(text))
+    }
+}
+
 impl Setting for Duration {
     const EXPECTED: &'static str = "a duration with a unit, such as \"500ms\", \"30s\" or \"5m\"";
 

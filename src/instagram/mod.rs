@@ -1,0 +1,351 @@
+//! The `instagram` loop: every media item of the account archived in S3 and
+//! published once as a Ghost post.
+//!
+//! Desired state is Instagram's media list. Observed state is S3 (the
+//! sidecars that mark complete archives) and Ghost (posts with the internal
+//! tag, whose html card carries a fingerprint of what they were rendered
+//! from); Redis stores only the refreshed token.
+//!
+//! # Guarantees
+//! Safe to repeat after a crash at any await: file keys, sidecar keys and
+//! the post slug (`instagram-{media id}`) derive from the media id, and the
+//! slug is looked up before every create, because Ghost silently creates
+//! `slug-2` for a duplicate. An item counts as archived only once its
+//! sidecar exists, and the sidecar is written after every file.
+//!
+//! Incremental passes read media pages newest first and stop after the
+//! first page that is fully in sync; a full pass, every
+//! `instagram.full_interval`, reads every page and applies the policy for
+//! deleted media.
+
+mod api;
+mod archive;
+mod ghost;
+mod media;
+mod metrics;
+mod render;
+mod sync;
+mod token;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tracing::{info, warn};
+
+pub use api::{ApiError, ApiMetrics, InstagramApi};
+pub use archive::{Archive, ArchiveError, PART_SIZE};
+pub use ghost::{Ghost, GhostError, Post};
+pub use media::{Media, MediaType};
+pub use metrics::InstagramMetrics;
+pub use render::{Renderer, TemplateError, published_at, stored_fingerprint, title};
+pub use token::TokenStore;
+
+use crate::runtime::{CancellationToken, Outcome, Reconciler, error_chain};
+
+pub const LOOP_NAME: &str = "instagram";
+
+/// What happens to the post of media deleted on Instagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeletedPolicy {
+    Keep,
+    Unpublish,
+}
+
+/// Settings the reconciler needs besides its clients.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub page_size: u32,
+    /// Tags every post gets, such as `insta`.
+    pub tags: Vec<String>,
+    /// Internal tag (starting with `#`) that marks tend's posts.
+    pub internal_tag: String,
+    /// Base URL serving the archive bucket; without one, images are
+    /// uploaded to Ghost.
+    pub public_base_url: Option<String>,
+    pub deleted: DeletedPolicy,
+    pub full_interval: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InstagramError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    Ghost(#[from] GhostError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("{failed} of {total} media items failed to sync; first failure: {first}")]
+    ItemsFailed {
+        failed: usize,
+        total: usize,
+        first: String,
+    },
+}
+
+/// Why an item needs work, for the plan and the drift metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Archive,
+    Post,
+    Update,
+}
+
+pub struct InstagramReconciler {
+    api: InstagramApi,
+    archive: Archive,
+    ghost: Ghost,
+    renderer: Renderer,
+    tokens: TokenStore,
+    settings: Settings,
+    metrics: InstagramMetrics,
+    /// When the last full pass finished; `None` until one has.
+    last_full: Mutex<Option<Instant>>,
+    /// Report the plan instead of acting (`--dry-run`).
+    dry_run: AtomicBool,
+    progress: Mutex<Option<indicatif::ProgressBar>>,
+}
+
+/// What a pass observed before acting.
+struct Observed {
+    archived: HashSet<String>,
+    /// Posts with the internal tag, by slug.
+    posts: HashMap<String, Post>,
+}
+
+pub fn slug(media_id: &str) -> String {
+    format!("instagram-{media_id}")
+}
+
+impl InstagramReconciler {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        api: InstagramApi,
+        archive: Archive,
+        ghost: Ghost,
+        renderer: Renderer,
+        tokens: TokenStore,
+        settings: Settings,
+        metrics: InstagramMetrics,
+    ) -> Self {
+        Self {
+            api,
+            archive,
+            ghost,
+            renderer,
+            tokens,
+            settings,
+            metrics,
+            last_full: Mutex::new(None),
+            dry_run: AtomicBool::new(false),
+            progress: Mutex::new(None),
+        }
+    }
+
+    /// Makes passes report the plan without writing anything.
+    pub fn set_dry_run(&self) {
+        self.dry_run.store(true, Ordering::Relaxed);
+    }
+
+    fn is_dry_run(&self) -> bool {
+        self.dry_run.load(Ordering::Relaxed)
+    }
+
+    /// Shows progress on a terminal bar (for backfills from the CLI).
+    pub fn set_progress(&self, bar: indicatif::ProgressBar) {
+        *self.progress.lock().unwrap_or_else(|p| p.into_inner()) = Some(bar);
+    }
+
+    fn tick(&self, message: &str) {
+        if let Some(bar) = self
+            .progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            bar.inc(1);
+            bar.set_message(message.to_owned());
+        }
+    }
+
+    fn internal_tag_slug(&self) -> String {
+        // Ghost slugs an internal tag `#name` as `hash-name`.
+        format!(
+            "hash-{}",
+            self.settings
+                .internal_tag
+                .trim_start_matches('#')
+                .to_lowercase()
+        )
+    }
+
+    async fn observe(&self) -> Result<Observed, InstagramError> {
+        let archived = self.archive.archived_ids().await?;
+        let posts = self
+            .ghost
+            .posts_tagged(&self.internal_tag_slug())
+            .await?
+            .into_iter()
+            .map(|post| (post.slug.clone(), post))
+            .collect();
+        Ok(Observed { archived, posts })
+    }
+
+    /// What `media` still needs, or `None` when it is in sync.
+    fn need(&self, media: &Media, observed: &Observed) -> Option<Need> {
+        if !observed.archived.contains(&media.id) {
+            return Some(Need::Archive);
+        }
+        let Some(post) = observed.posts.get(&slug(&media.id)) else {
+            return Some(Need::Post);
+        };
+        let expected = self.renderer.fingerprint(media);
+        let stored = post.html.as_deref().and_then(stored_fingerprint);
+        (stored != Some(expected.as_str())).then_some(Need::Update)
+    }
+
+    fn is_full_pass_due(&self) -> bool {
+        let last = *self.last_full.lock().unwrap_or_else(|p| p.into_inner());
+        last.is_none_or(|at| at.elapsed() >= self.settings.full_interval)
+    }
+}
+
+impl Reconciler for InstagramReconciler {
+    type Error = InstagramError;
+
+    fn name(&self) -> &'static str {
+        LOOP_NAME
+    }
+
+    async fn reconcile(&self, shutdown: &CancellationToken) -> Result<Outcome, InstagramError> {
+        if !self.is_dry_run() {
+            self.tokens.ensure_fresh().await?;
+        }
+        let observed = self.observe().await?;
+        let full = self.is_full_pass_due();
+        let mut report = sync::Report::default();
+        let mut seen = HashSet::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = match self
+                .api
+                .media_page(after.as_deref(), self.settings.page_size)
+                .await
+            {
+                Ok(page) => page,
+                Err(ApiError::Throttled { retry_after, .. }) => {
+                    warn!(
+                        retry_after_seconds = retry_after.as_secs(),
+                        "Instagram API throttled; pausing the pass"
+                    );
+                    self.metrics.throttled.inc();
+                    return Ok(Outcome {
+                        requeue_after: Some(retry_after),
+                        summary: report.summary(&self.metrics, "throttled"),
+                    });
+                }
+                Err(error) => return Err(error.into()),
+            };
+            let mut page_in_sync = true;
+            for media in &page.items {
+                seen.insert(media.id.clone());
+                let Some(need) = self.need(media, &observed) else {
+                    continue;
+                };
+                page_in_sync = false;
+                report.count_need(need);
+                if self.is_dry_run() {
+                    report
+                        .plan
+                        .push(format!("{:?} {} ({})", need, media.id, title(media)));
+                    continue;
+                }
+                match self.sync_item(media, need, &observed).await {
+                    Ok(done) => report.record(done),
+                    Err(InstagramError::Api(ApiError::Throttled { retry_after, .. })) => {
+                        self.metrics.throttled.inc();
+                        return Ok(Outcome {
+                            requeue_after: Some(retry_after),
+                            summary: report.summary(&self.metrics, "throttled"),
+                        });
+                    }
+                    Err(error) => {
+                        warn!(media_id = %media.id, error = %error_chain(&error), "syncing a media item failed");
+                        report
+                            .failures
+                            .push(format!("{}: {}", media.id, error_chain(&error)));
+                    }
+                }
+                self.tick(&media.id);
+                if shutdown.is_cancelled() {
+                    return Ok(Outcome::done(report.summary(&self.metrics, "interrupted")));
+                }
+            }
+            match page.after {
+                Some(next) if full || !page_in_sync => after = Some(next),
+                _ => break,
+            }
+        }
+        if full && !self.is_dry_run() {
+            self.apply_deleted_policy(&observed, &seen, &mut report)
+                .await;
+            *self.last_full.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        }
+        if let Some(first) = report.failures.first() {
+            return Err(InstagramError::ItemsFailed {
+                failed: report.failures.len(),
+                total: report.failures.len() + report.synced,
+                first: first.clone(),
+            });
+        }
+        let kind = if full { "full" } else { "incremental" };
+        info!(
+            pass = kind,
+            synced = report.synced,
+            "instagram pass finished"
+        );
+        Ok(Outcome::done(report.summary(&self.metrics, kind)))
+    }
+}
+
+impl InstagramReconciler {
+    /// Unpublishes posts whose media is gone from Instagram, if so configured.
+    async fn apply_deleted_policy(
+        &self,
+        observed: &Observed,
+        seen: &HashSet<String>,
+        report: &mut sync::Report,
+    ) {
+        for post in observed.posts.values() {
+            let Some(id) = post.slug.strip_prefix("instagram-") else {
+                continue;
+            };
+            if seen.contains(id) {
+                continue;
+            }
+            report.deleted += 1;
+            if self.settings.deleted != DeletedPolicy::Unpublish || post.status != "published" {
+                continue;
+            }
+            match self.ghost.set_status(post, "draft").await {
+                Ok(()) => info!(
+                    media_id = id,
+                    "media deleted on Instagram; post unpublished"
+                ),
+                Err(error) => {
+                    warn!(media_id = id, error = %error_chain(&error), "unpublishing a post failed")
+                }
+            }
+        }
+    }
+
+    /// Summary used by `tend reconcile instagram --dry-run` before a pass.
+    pub fn describe(&self) -> serde_json::Value {
+        json!({ "dry_run": self.is_dry_run(), "full_pass_due": self.is_full_pass_due() })
+    }
+}
