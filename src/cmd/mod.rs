@@ -2,7 +2,7 @@
 //! logging and maps results to exit statuses.
 
 mod capacity;
-mod loops;
+pub mod loops;
 mod reconcile;
 mod run;
 mod submit;

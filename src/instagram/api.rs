@@ -16,8 +16,8 @@ use crate::config::Secret;
 use crate::metrics::register;
 
 /// Graph error codes that mean "slow down": application, user, page and
-/// hourly call limits.
-const THROTTLING_CODES: &[i64] = &[4, 17, 32, 613];
+/// hourly call limits, and the Instagram business use case limit.
+const THROTTLING_CODES: &[i64] = &[4, 17, 32, 613, 80002];
 /// Wait after a throttling error when the API suggests none. Meta documents
 /// the limits as rolling one-hour windows, so retrying sooner wastes calls.
 const THROTTLE_WAIT: Duration = Duration::from_secs(15 * 60);
@@ -91,6 +91,9 @@ struct GraphError {
     code: i64,
     #[serde(default)]
     error_subcode: i64,
+    /// Minutes until calls are allowed again, on business use case limits.
+    #[serde(default)]
+    estimated_time_to_regain_access: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -289,7 +292,10 @@ fn classify(error: GraphError) -> ApiError {
         code if THROTTLING_CODES.contains(&code) => ApiError::Throttled {
             code,
             message: error.message,
-            retry_after: THROTTLE_WAIT,
+            retry_after: match error.estimated_time_to_regain_access {
+                0 => THROTTLE_WAIT,
+                minutes => Duration::from_secs(minutes * 60),
+            },
         },
         code => ApiError::Api {
             code,
@@ -319,6 +325,7 @@ mod tests {
             message: "m".into(),
             code,
             error_subcode: subcode,
+            estimated_time_to_regain_access: 0,
         };
         assert!(matches!(
             classify(error(190, 463)),

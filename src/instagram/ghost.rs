@@ -54,6 +54,9 @@ pub struct Post {
     pub feature_image: Option<String>,
     #[serde(default)]
     pub published_at: Option<String>,
+    /// Set by editors in Ghost; tend never writes it.
+    #[serde(default)]
+    pub custom_excerpt: Option<String>,
     #[serde(default)]
     pub tags: Vec<Tag>,
 }
@@ -127,10 +130,20 @@ impl Ghost {
         format!("{signing_input}.{signature}")
     }
 
+    /// Value of the `Authorization` header for one Admin API request.
+    pub fn authorization(&self) -> String {
+        format!("Ghost {}", self.token())
+    }
+
+    /// Base URL of the Admin API, ending in `/ghost/api/admin`.
+    pub fn admin_api(&self) -> &str {
+        &self.api
+    }
+
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.api))
-            .header("Authorization", format!("Ghost {}", self.token()))
+            .header("Authorization", self.authorization())
             .header("Accept-Version", "v5.0")
     }
 

@@ -59,8 +59,8 @@ pub struct Part {
     /// Media id the URL belongs to (the item or a carousel child), used to
     /// fetch a fresh URL when a signed one has expired.
     pub owner_id: String,
-    /// File name inside the item's archive folder: `{id}.jpg`, `{id}.mp4`,
-    /// `{id}.thumbnail.jpg`.
+    /// File name inside the item's archive folder, such as `{id}.jpg`,
+    /// `{id}.mp4` or `{id}.thumbnail.jpg`; the extension follows the URL.
     pub name: String,
     pub url: String,
     pub kind: PartKind,
@@ -111,6 +111,20 @@ impl Media {
     }
 }
 
+/// File extension of a CDN URL's path when it is a known media type, so
+/// the archived name matches the content; `default` otherwise.
+fn extension(url: &str, default: &'static str) -> &'static str {
+    let path = url.split(['?', '#']).next().unwrap_or_default();
+    let ext = path
+        .rsplit_once('.')
+        .map(|(_, ext)| ext.to_ascii_lowercase())
+        .unwrap_or_default();
+    ["jpg", "jpeg", "png", "webp", "heic", "gif", "mp4", "mov"]
+        .into_iter()
+        .find(|known| *known == ext)
+        .unwrap_or(default)
+}
+
 fn push_parts(
     parts: &mut Vec<Part>,
     id: &str,
@@ -122,7 +136,10 @@ fn push_parts(
     if let Some(url) = url {
         parts.push(Part {
             owner_id: id.to_owned(),
-            name: format!("{id}.{}", if is_video { "mp4" } else { "jpg" }),
+            name: format!(
+                "{id}.{}",
+                extension(url, if is_video { "mp4" } else { "jpg" })
+            ),
             url: url.clone(),
             kind: if is_video {
                 PartKind::Video
@@ -134,7 +151,7 @@ fn push_parts(
     if let (true, Some(url)) = (is_video, thumbnail) {
         parts.push(Part {
             owner_id: id.to_owned(),
-            name: format!("{id}.thumbnail.jpg"),
+            name: format!("{id}.thumbnail.{}", extension(url, "jpg")),
             url: url.clone(),
             kind: PartKind::Thumbnail,
         });
@@ -155,6 +172,13 @@ mod tests {
         let media: Media = serde_json::from_str(json).unwrap();
         let names: Vec<String> = media.parts().into_iter().map(|p| p.name).collect();
         assert_eq!(names, ["c1.jpg", "c2.mp4", "c2.thumbnail.jpg", "c3.jpg"]);
+    }
+
+    #[test]
+    fn extension_follows_url() {
+        assert_eq!(extension("https://cdn/x/1.png?oe=1&oh=2", "jpg"), "png");
+        assert_eq!(extension("https://cdn/x/1?oe=1", "jpg"), "jpg");
+        assert_eq!(extension("https://cdn/x/1.exe", "mp4"), "mp4");
     }
 
     #[test]

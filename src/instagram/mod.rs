@@ -37,7 +37,7 @@ use tracing::{info, warn};
 
 pub use api::{ApiError, ApiMetrics, InstagramApi};
 pub use archive::{Archive, ArchiveError, PART_SIZE};
-pub use ghost::{Ghost, GhostError, Post};
+pub use ghost::{Ghost, GhostError, Post, PostFields, Tag};
 pub use media::{Media, MediaType};
 pub use metrics::InstagramMetrics;
 pub use render::{Renderer, TemplateError, published_at, stored_fingerprint, title};

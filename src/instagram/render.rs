@@ -4,8 +4,8 @@
 //! `<a><img></a>` and `<video>` entirely, but keeps an html card as is. The
 //! template is rendered with HTML auto-escaping whatever its name, so a
 //! caption can never inject markup. A fingerprint of everything the body
-//! is made from is kept in a comment inside the card, to tell later passes
-//! whether the post is out of date.
+//! is made from is kept in a hidden element inside the card, to tell later
+//! passes whether the post is out of date.
 
 use minijinja::{AutoEscape, Environment, Value, context};
 use serde::Serialize;
@@ -117,8 +117,11 @@ impl Renderer {
             })
             .map_err(|error| TemplateError(error.to_string()))?;
         let fingerprint = self.fingerprint(media);
+        // Ghost drops html comments when it stores a card but keeps
+        // elements and their data attributes, so the fingerprint is an
+        // empty element of its own.
         Ok(format!(
-            "<!--kg-card-begin: html-->\n{rendered}\n<!-- tend-fingerprint: {fingerprint} -->\n<!--kg-card-end: html-->"
+            "<!--kg-card-begin: html-->\n{rendered}\n<div hidden data-tend-fingerprint=\"{fingerprint}\"></div>\n<!--kg-card-end: html-->"
         ))
     }
 }
@@ -134,8 +137,9 @@ fn attribute(url: &str) -> String {
 
 /// Reads the fingerprint back from a stored post's html.
 pub fn stored_fingerprint(html: &str) -> Option<&str> {
-    let start = html.find("<!-- tend-fingerprint: ")? + "<!-- tend-fingerprint: ".len();
-    let end = html[start..].find(" -->")? + start;
+    let marker = "data-tend-fingerprint=\"";
+    let start = html.find(marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
     Some(&html[start..end])
 }
 

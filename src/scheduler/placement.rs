@@ -39,8 +39,17 @@ pub fn choose<'a>(
     strategy: Strategy,
 ) -> Option<&'a Instance> {
     let mut best: Option<(&Instance, (i64, i64))> = None;
-    for instance in instances.iter().filter(|i| i.schedulable()) {
-        let (free_cpu, free_memory) = available(instance, reserved);
+    for instance in instances {
+        // Reservations only shrink the room, so an instance that cannot fit
+        // the task on its own is skipped before the (hashing) lookup.
+        if !instance.fits(cpu, memory) {
+            continue;
+        }
+        let (free_cpu, free_memory) = if reserved.is_empty() {
+            (instance.remaining_cpu, instance.remaining_memory)
+        } else {
+            available(instance, reserved)
+        };
         if free_cpu < cpu || free_memory < memory {
             continue;
         }

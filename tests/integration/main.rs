@@ -7,6 +7,7 @@ mod crash;
 mod ecs_capacity;
 mod ecs_fake;
 mod ecs_fake_tasks;
+mod instagram;
 mod instagram_fake;
 mod scheduler_flow;
 mod scheduler_intake;
