@@ -440,3 +440,111 @@ async fn foreign_media_host_refused() {
     assert!(text.contains("not in instagram.cdn_hosts"), "{text}");
     assert!(harness.keys().await.is_empty());
 }
+
+#[tokio::test]
+async fn kill_during_backfill_leaves_one_post_each() {
+    let fake = InstagramFake::start().await;
+    let prefix = media_id("crash");
+    let reply = fake
+        .generate(
+            &json!({"count": 50, "prefix": prefix, "start": "2020-01-01T00:00:00+0000",
+                          "with_carousels": true, "with_videos": true}),
+        )
+        .await;
+    assert_eq!(reply["created"], 50, "{reply}");
+    let bucket = crate::support::instagram::bucket().await;
+    let tag = format!("#{}", unique("tend-crash"));
+    let env = crate::support::instagram::env_for(&fake, &bucket, &tag, &unique("tendcrash"));
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tend"))
+            .args(["reconcile", "instagram", "--once"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .envs(&env)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("tend runs")
+    };
+    // Kill at several points of the backfill, restarting each time.
+    for millis in [300, 700, 1100, 1600, 2200, 3000] {
+        let mut child = run();
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let status = run().wait().expect("tend exits");
+    assert!(status.success(), "final pass failed: {status:?}");
+
+    let (url, key) = crate::support::instagram::ghost_env();
+    let ghost = tend::instagram::Ghost::new(
+        reqwest::Client::new(),
+        &url,
+        &tend::config::Secret::new(key),
+    )
+    .unwrap();
+    let posts = ghost
+        .posts_tagged(&format!(
+            "hash-{}",
+            tag.trim_start_matches('#').to_lowercase()
+        ))
+        .await
+        .unwrap();
+    assert_eq!(posts.len(), 50, "exactly one post per item");
+    let mut slugs: Vec<&str> = posts.iter().map(|p| p.slug.as_str()).collect();
+    slugs.sort_unstable();
+    slugs.dedup();
+    assert_eq!(slugs.len(), 50);
+    assert!(
+        slugs
+            .iter()
+            .all(|s| s.starts_with("instagram-") && !s.ends_with("-2")),
+        "{slugs:?}"
+    );
+
+    // Every item has a sidecar, and every file it lists exists with its size.
+    let s3 = crate::support::instagram::s3_client();
+    let mut sidecars = 0;
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("instagram/")
+        .delimiter("/")
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for object in page.unwrap().contents() {
+            let key = object.key().unwrap();
+            let body = s3
+                .get_object()
+                .bucket(&bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap()
+                .body
+                .collect()
+                .await
+                .unwrap();
+            let sidecar: Value = serde_json::from_slice(&body.into_bytes()).unwrap();
+            for file in sidecar["files"].as_array().unwrap() {
+                let head = s3
+                    .head_object()
+                    .bucket(&bucket)
+                    .key(file["key"].as_str().unwrap())
+                    .send()
+                    .await
+                    .expect("archived file exists");
+                assert_eq!(
+                    head.content_length().unwrap_or(-1) as u64,
+                    file["bytes"].as_u64().unwrap()
+                );
+            }
+            sidecars += 1;
+        }
+    }
+    assert_eq!(sidecars, 50);
+}
