@@ -247,8 +247,9 @@ impl Archive {
         })
     }
 
-    /// Reads an archived file whole, for uploading an image to Ghost.
-    pub async fn read(&self, key: &str) -> Result<Vec<u8>, ArchiveError> {
+    /// Opens an archived file as a stream with its length, for uploading
+    /// it to Ghost without holding it in memory.
+    pub async fn open(&self, key: &str) -> Result<(reqwest::Body, u64), ArchiveError> {
         let reply = self
             .s3
             .get_object()
@@ -257,12 +258,13 @@ impl Archive {
             .send()
             .await
             .map_err(s3_error("GetObject", key))?;
-        let bytes = reply.body.collect().await.map_err(|e| ArchiveError::S3 {
-            operation: "GetObject",
-            key: key.to_owned(),
-            message: e.to_string(),
-        })?;
-        Ok(bytes.into_bytes().to_vec())
+        let length = reply
+            .content_length()
+            .and_then(|l| u64::try_from(l).ok())
+            .unwrap_or(0);
+        let stream =
+            tokio_util::io::ReaderStream::with_capacity(reply.body.into_async_read(), 64 * 1024);
+        Ok((reqwest::Body::wrap_stream(stream), length))
     }
 }
 

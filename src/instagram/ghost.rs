@@ -266,13 +266,13 @@ impl Ghost {
         kind: super::media::PartKind,
         name: &str,
         content_type: &str,
-        bytes: Vec<u8>,
+        (body, length): (reqwest::Body, u64),
     ) -> Result<String, GhostError> {
         let (path, field) = match kind {
             super::media::PartKind::Video => ("/media/upload/", "media"),
             _ => ("/images/upload/", "images"),
         };
-        let part = reqwest::multipart::Part::bytes(bytes)
+        let part = reqwest::multipart::Part::stream_with_length(body, length)
             .file_name(name.to_owned())
             .mime_str(content_type)
             .map_err(|e| GhostError::Transport(e.without_url()))?;

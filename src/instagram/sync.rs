@@ -172,10 +172,10 @@ impl InstagramReconciler {
                 None => match ghost_urls.get(&file.name) {
                     Some(url) => url.clone(),
                     None => {
-                        let bytes = self.archive.read(&file.key).await?;
+                        let body = self.archive.open(&file.key).await?;
                         let url = self
                             .ghost
-                            .upload(file.kind, &file.name, &file.content_type, bytes)
+                            .upload(file.kind, &file.name, &file.content_type, body)
                             .await?;
                         ghost_urls.insert(file.name.clone(), url.clone());
                         url
