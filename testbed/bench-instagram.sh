@@ -18,7 +18,8 @@ work=$(mktemp -d)
 trap 'kill ${MOTO_PID:-} ${GHOST_PID:-} ${FAKE_PID:-} 2>/dev/null || true; rm -rf "$work"' EXIT
 start_moto "$work/moto.log"
 testbed/ghost.sh install >&2
-eval "$(testbed/ghost.sh start "$work/ghost")"
+ghost_env=$(testbed/ghost.sh start "$work/ghost")
+eval "$ghost_env"
 log "building release binaries"
 cargo build --release --quiet --bins
 bin="${CARGO_TARGET_DIR:-target}/release"

@@ -54,7 +54,8 @@ log "starting Ghost (the first run installs it, about 4 minutes)"
 testbed/ghost.sh install >&2
 rm -rf "$state/ghost"
 mkdir -p "$state/ghost"
-eval "$(testbed/ghost.sh start "$state/ghost")"
+ghost_env=$(testbed/ghost.sh start "$state/ghost")
+eval "$ghost_env"
 pids+=("$GHOST_PID")
 
 # The archive bucket in moto (path-style request, dummy signature).
@@ -121,8 +122,9 @@ Queues (highest priority first): tasks-high, tasks-normal, tasks-low; rejected
 requests go to tasks-dead-letter with the reason. Nine sample requests are
 queued; the one with count 11 is invalid and goes to tasks-dead-letter.
 
-Open $GHOST_URL/ in a browser to see the Instagram posts (the Ghost
-owner login is in ~/.cache/tend/ghost-6.65.0/snapshot/owner.json).
+Open $GHOST_URL/ghost/ in a browser to see the Instagram posts in Ghost's
+admin (the public site is private, so Ghost sends no webmentions). The owner login
+is in ~/.cache/tend/ghost-6.65.0/snapshot/owner.json.
 
 Ctrl-C stops tend and the peers.
 

@@ -15,7 +15,9 @@ start_moto
 log "moto listening at $MOTO_ENDPOINT"
 log "Ghost (installed once into the cache, about 4 minutes)"
 testbed/ghost.sh install >&2
-eval "$(testbed/ghost.sh start "$ghost_dir")"
+# Two steps, so a failed start stops the script (eval of nothing succeeds).
+ghost_env=$(testbed/ghost.sh start "$ghost_dir")
+eval "$ghost_env"
 log "Ghost listening at $GHOST_URL"
 
 log "cargo fmt --check"

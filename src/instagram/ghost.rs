@@ -209,7 +209,7 @@ impl Ghost {
     }
 
     /// Updates the fields tend owns; `updated_at` must be the value last
-    /// read, or Ghost answers with an edit collision.
+    /// read, or Ghost rejects the write as an edit collision.
     pub async fn update(
         &self,
         id: &str,

@@ -47,7 +47,7 @@ use crate::runtime::{CancellationToken, Outcome, Reconciler, error_chain};
 
 pub const LOOP_NAME: &str = "instagram";
 
-/// What happens to the post of media deleted on Instagram.
+/// Policy for the post of media deleted on Instagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeletedPolicy {
@@ -88,7 +88,7 @@ pub enum InstagramError {
     },
 }
 
-/// Why an item needs work, for the plan and the drift metrics.
+/// Kind of work an item needs, for the plan and the drift metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
     Archive,
@@ -111,7 +111,7 @@ pub struct InstagramReconciler {
     progress: Mutex<Option<indicatif::ProgressBar>>,
 }
 
-/// What a pass observed before acting.
+/// State a pass observed before acting.
 struct Observed {
     archived: HashSet<String>,
     /// Posts with the internal tag, by slug.
@@ -196,7 +196,7 @@ impl InstagramReconciler {
         Ok(Observed { archived, posts })
     }
 
-    /// What `media` still needs, or `None` when it is in sync.
+    /// Returns what `media` still needs, or `None` when it is in sync.
     fn need(&self, media: &Media, observed: &Observed) -> Option<Need> {
         if !observed.archived.contains(&media.id) {
             return Some(Need::Archive);
@@ -239,55 +239,22 @@ impl Reconciler for InstagramReconciler {
             {
                 Ok(page) => page,
                 Err(ApiError::Throttled { retry_after, .. }) => {
-                    warn!(
-                        retry_after_seconds = retry_after.as_secs(),
-                        "Instagram API throttled; pausing the pass"
-                    );
-                    self.metrics.throttled.inc();
-                    return Ok(Outcome {
-                        requeue_after: Some(retry_after),
-                        summary: report.summary(&self.metrics, "throttled"),
-                    });
+                    return Ok(self.throttled(retry_after, &report));
                 }
                 Err(error) => return Err(error.into()),
             };
-            let mut page_in_sync = true;
-            for media in &page.items {
-                seen.insert(media.id.clone());
-                let Some(need) = self.need(media, &observed) else {
-                    continue;
-                };
-                page_in_sync = false;
-                report.count_need(need);
-                if self.is_dry_run() {
-                    report
-                        .plan
-                        .push(format!("{:?} {} ({})", need, media.id, title(media)));
-                    continue;
-                }
-                match self.sync_item(media, need, &observed).await {
-                    Ok(done) => report.record(done),
-                    Err(InstagramError::Api(ApiError::Throttled { retry_after, .. })) => {
-                        self.metrics.throttled.inc();
-                        return Ok(Outcome {
-                            requeue_after: Some(retry_after),
-                            summary: report.summary(&self.metrics, "throttled"),
-                        });
-                    }
-                    Err(error) => {
-                        warn!(media_id = %media.id, error = %error_chain(&error), "syncing a media item failed");
-                        report
-                            .failures
-                            .push(format!("{}: {}", media.id, error_chain(&error)));
-                    }
-                }
-                self.tick(&media.id);
-                if shutdown.is_cancelled() {
+            let in_sync = match self
+                .sync_page(&page.items, &observed, &mut report, &mut seen, shutdown)
+                .await
+            {
+                PageEnd::Done { in_sync } => in_sync,
+                PageEnd::Throttled(retry_after) => return Ok(self.throttled(retry_after, &report)),
+                PageEnd::Interrupted => {
                     return Ok(Outcome::done(report.summary(&self.metrics, "interrupted")));
                 }
-            }
+            };
             match page.after {
-                Some(next) if full || !page_in_sync => after = Some(next),
+                Some(next) if full || !in_sync => after = Some(next),
                 _ => break,
             }
         }
@@ -310,6 +277,72 @@ impl Reconciler for InstagramReconciler {
             "instagram pass finished"
         );
         Ok(Outcome::done(report.summary(&self.metrics, kind)))
+    }
+}
+
+/// How handling one page ended.
+enum PageEnd {
+    Done { in_sync: bool },
+    Throttled(Duration),
+    Interrupted,
+}
+
+impl InstagramReconciler {
+    /// Syncs the items of one page that need it (or plans them in a dry
+    /// run). A failed item is recorded and the others go on.
+    async fn sync_page(
+        &self,
+        items: &[Media],
+        observed: &Observed,
+        report: &mut sync::Report,
+        seen: &mut HashSet<String>,
+        shutdown: &CancellationToken,
+    ) -> PageEnd {
+        let mut in_sync = true;
+        for media in items {
+            seen.insert(media.id.clone());
+            let Some(need) = self.need(media, observed) else {
+                continue;
+            };
+            in_sync = false;
+            report.count_need(need);
+            if self.is_dry_run() {
+                report
+                    .plan
+                    .push(format!("{need:?} {} ({})", media.id, title(media)));
+                continue;
+            }
+            match self.sync_item(media, need, observed).await {
+                Ok(done) => report.record(done),
+                Err(InstagramError::Api(ApiError::Throttled { retry_after, .. })) => {
+                    return PageEnd::Throttled(retry_after);
+                }
+                Err(error) => {
+                    warn!(media_id = %media.id, error = %error_chain(&error), "syncing a media item failed");
+                    report
+                        .failures
+                        .push(format!("{}: {}", media.id, error_chain(&error)));
+                }
+            }
+            self.tick(&media.id);
+            if shutdown.is_cancelled() {
+                return PageEnd::Interrupted;
+            }
+        }
+        PageEnd::Done { in_sync }
+    }
+
+    /// Ends a pass early after throttling; the next pass runs after `retry_after`.
+    fn throttled(&self, retry_after: Duration, report: &sync::Report) -> Outcome {
+        warn!(
+            retry_after_seconds = retry_after.as_secs(),
+            "Instagram API throttled; pausing the pass"
+        );
+        self.metrics.throttled.inc();
+        Outcome {
+            requeue_after: Some(retry_after),
+            summary: report.summary(&self.metrics, "throttled"),
+        }
     }
 }
 

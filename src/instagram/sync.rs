@@ -15,7 +15,7 @@ use super::{InstagramError, InstagramMetrics, InstagramReconciler, Need, Observe
 /// Edit collisions retried before giving up for this pass.
 const COLLISION_RETRIES: usize = 3;
 
-/// What syncing one item did.
+/// Result of syncing one item.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Done {
     pub archived: bool,

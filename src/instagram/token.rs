@@ -55,86 +55,110 @@ impl TokenStore {
         format!("{}:instagram:token", self.redis.prefix())
     }
 
-    /// Switches to the stored token, if one descends from the configured one,
-    /// and refreshes it when it is older than a day and near its expiry (or
-    /// its expiry is unknown and a day has passed since the last attempt).
-    pub async fn ensure_fresh(&self) -> Result<(), ApiError> {
-        let stored: Vec<(String, String)> = self
+    /// Reads the stored token state. State descending from another
+    /// configured token is deleted: the configured token was replaced.
+    async fn load(&self) -> Stored {
+        let fields: Vec<(String, String)> = match self
             .redis
             .query(redis::cmd("HGETALL").arg(self.key()))
             .await
-            .unwrap_or_default();
-        let stored: std::collections::HashMap<String, String> = stored.into_iter().collect();
-        let number = |field: &str| stored.get(field).and_then(|v| v.parse::<u64>().ok());
-        let ours = stored.get("origin") == Some(&self.origin);
-        if ours && let Some(token) = stored.get("token") {
-            self.api.set_token(Secret::new(token.clone()));
-        }
-        let now = now_secs();
-        let (refreshed_at, expires_at, attempted_at) = if ours {
-            (
-                number("refreshed_at"),
-                number("expires_at"),
-                number("attempted_at"),
-            )
-        } else {
-            (None, None, None)
-        };
-        if let Some(expires_at) = expires_at {
-            self.expiry.set(expires_at as f64);
-        }
-        let old_enough = refreshed_at.is_none_or(|at| now.saturating_sub(at) >= MIN_AGE.as_secs());
-        let near_expiry =
-            expires_at.is_none_or(|at| at.saturating_sub(now) < self.refresh_before.as_secs());
-        let not_tried_today =
-            attempted_at.is_none_or(|at| now.saturating_sub(at) >= MIN_AGE.as_secs());
-        if !(old_enough && near_expiry && not_tried_today) {
-            return Ok(());
-        }
-        let _: Result<(), _> = self
-            .redis
-            .query(
-                redis::cmd("HSET")
-                    .arg(self.key())
-                    .arg("origin")
-                    .arg(&self.origin)
-                    .arg("attempted_at")
-                    .arg(now),
-            )
-            .await;
-        match self.api.refresh_token().await {
-            Ok(refreshed) => {
-                let expires_at = now + refreshed.expires_in;
-                let _: () = self
-                    .redis
-                    .query(
-                        redis::cmd("HSET")
-                            .arg(self.key())
-                            .arg("token")
-                            .arg(&refreshed.access_token)
-                            .arg("refreshed_at")
-                            .arg(now)
-                            .arg("expires_at")
-                            .arg(expires_at),
-                    )
-                    .await
-                    .unwrap_or(());
-                self.api.set_token(Secret::new(refreshed.access_token));
-                self.expiry.set(expires_at as f64);
-                info!(
-                    expires_in_days = refreshed.expires_in / 86_400,
-                    "Instagram access token refreshed"
-                );
-                Ok(())
-            }
-            Err(ApiError::TokenInvalid { .. })
-            | Err(ApiError::Transport(_))
-            | Err(ApiError::Throttled { .. }) => Ok(()),
+        {
+            Ok(fields) => fields,
             Err(error) => {
-                // Too young a token or a refresh disabled by Meta: keep using it.
-                warn!(%error, "refreshing the Instagram access token failed; retrying in a day");
-                Ok(())
+                warn!(%error, "reading the stored Instagram token failed; using the configured one");
+                return Stored::default();
             }
+        };
+        let fields: std::collections::HashMap<String, String> = fields.into_iter().collect();
+        if fields
+            .get("origin")
+            .is_some_and(|origin| *origin != self.origin)
+        {
+            let _: Result<(), _> = self.redis.query(redis::cmd("DEL").arg(self.key())).await;
+            return Stored::default();
+        }
+        let number = |field: &str| fields.get(field).and_then(|v| v.parse::<u64>().ok());
+        Stored {
+            token: fields.get("token").cloned(),
+            refreshed_at: number("refreshed_at"),
+            expires_at: number("expires_at"),
+            attempted_at: number("attempted_at"),
         }
     }
+
+    /// Switches to the stored token, if one descends from the configured one,
+    /// and refreshes it when it is older than a day and near its expiry (or
+    /// its expiry is unknown), at most one attempt a day.
+    pub async fn ensure_fresh(&self) -> Result<(), ApiError> {
+        let stored = self.load().await;
+        if let Some(token) = &stored.token {
+            self.api.set_token(Secret::new(token.clone()));
+        }
+        if let Some(expires_at) = stored.expires_at {
+            self.expiry.set(expires_at as f64);
+        }
+        let now = now_secs();
+        let day = MIN_AGE.as_secs();
+        let old_enough = stored
+            .refreshed_at
+            .is_none_or(|at| now.saturating_sub(at) >= day);
+        let near_expiry = stored
+            .expires_at
+            .is_none_or(|at| at.saturating_sub(now) < self.refresh_before.as_secs());
+        let not_tried_today = stored
+            .attempted_at
+            .is_none_or(|at| now.saturating_sub(at) >= day);
+        if old_enough && near_expiry && not_tried_today {
+            self.refresh(now).await;
+        }
+        Ok(())
+    }
+
+    async fn refresh(&self, now: u64) {
+        let attempt = redis::cmd("HSET")
+            .arg(self.key())
+            .arg("origin")
+            .arg(&self.origin)
+            .arg("attempted_at")
+            .arg(now)
+            .clone();
+        let _: Result<(), _> = self.redis.query(&attempt).await;
+        let refreshed = match self.api.refresh_token().await {
+            Ok(refreshed) => refreshed,
+            Err(error) => {
+                // A token younger than a day, throttling or a network failure:
+                // keep using the current token and try again tomorrow.
+                warn!(%error, "refreshing the Instagram access token failed; retrying in a day");
+                return;
+            }
+        };
+        let expires_at = now + refreshed.expires_in;
+        let store = redis::cmd("HSET")
+            .arg(self.key())
+            .arg("token")
+            .arg(&refreshed.access_token)
+            .arg("refreshed_at")
+            .arg(now)
+            .arg("expires_at")
+            .arg(expires_at)
+            .clone();
+        if let Err(error) = self.redis.query::<()>(&store).await {
+            warn!(%error, "storing the refreshed Instagram token failed; the next start uses the configured one");
+        }
+        self.api.set_token(Secret::new(refreshed.access_token));
+        self.expiry.set(expires_at as f64);
+        info!(
+            expires_in_days = refreshed.expires_in / 86_400,
+            "Instagram access token refreshed"
+        );
+    }
+}
+
+/// Token state kept in Redis.
+#[derive(Debug, Default)]
+struct Stored {
+    token: Option<String>,
+    refreshed_at: Option<u64>,
+    expires_at: Option<u64>,
+    attempted_at: Option<u64>,
 }

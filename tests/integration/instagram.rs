@@ -548,3 +548,41 @@ async fn kill_during_backfill_leaves_one_post_each() {
     }
     assert_eq!(sidecars, 50);
 }
+
+#[tokio::test]
+async fn refreshed_token_survives_restart() {
+    let fake = InstagramFake::start().await;
+    fake.set_media(&json!([image(
+        &media_id("tok"),
+        Some("x"),
+        "2024-03-01T00:00:00+0000"
+    )]))
+    .await;
+    let prefix = unique("tendtoken");
+    let first = Harness::with(&fake, &[("TEND_REDIS_KEY_PREFIX", &prefix)]).await;
+    first.pass().await;
+    assert!(first.sample("tend_instagram_token_expiry_timestamp_seconds") > 1.0e9);
+    assert_eq!(
+        fake.calls()
+            .await
+            .get("refresh_access_token")
+            .copied()
+            .unwrap_or(0),
+        1
+    );
+
+    // The configured token stops working; a new start uses the stored one.
+    fake.revoke_token(fake.token()).await;
+    let second = Harness::with(&fake, &[("TEND_REDIS_KEY_PREFIX", &prefix)]).await;
+    second.pass().await;
+    assert_eq!(
+        fake.calls()
+            .await
+            .get("refresh_access_token")
+            .copied()
+            .unwrap_or(0),
+        1,
+        "no second refresh"
+    );
+    crate::support::env::delete_keys(&format!("{prefix}:*"));
+}
