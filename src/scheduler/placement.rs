@@ -2,6 +2,7 @@
 //! capacity other launches have reserved.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::ecs_capacity::Instance;
 
@@ -16,8 +17,32 @@ pub enum Strategy {
     Spread,
 }
 
-/// CPU units and MiB held by reservations, per instance ARN.
-pub type Reserved = HashMap<String, (i64, i64)>;
+/// CPU units and MiB held by reservations, per instance ARN. Looked up once
+/// per candidate instance on every decision, so it uses a fast
+/// non-cryptographic hash: the keys are ARNs from ECS, not attacker input.
+pub type Reserved = HashMap<String, (i64, i64), BuildHasherDefault<ArnHasher>>;
+
+/// Multiply-rotate hash over 8-byte words (the scheme of rustc's FxHasher).
+#[derive(Default, Clone, Copy)]
+pub struct ArnHasher(u64);
+
+impl Hasher for ArnHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().expect("chunks_exact yields 8 bytes"));
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
+        }
+        for &byte in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(SEED);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// Capacity one instance has left once reservations are subtracted.
 fn available(instance: &Instance, reserved: &Reserved) -> (i64, i64) {
@@ -110,21 +135,28 @@ mod tests {
             instance("b", 1024, 1024),
             instance("c", 2048, 600),
         ];
-        let chosen = choose(&instances, &Reserved::new(), 512, 512, Strategy::Binpack).unwrap();
+        let chosen = choose(
+            &instances,
+            &Reserved::default(),
+            512,
+            512,
+            Strategy::Binpack,
+        )
+        .unwrap();
         assert_eq!(chosen.arn, "c");
     }
 
     #[test]
     fn spread_picks_most_room() {
         let instances = [instance("a", 4096, 8192), instance("b", 1024, 1024)];
-        let chosen = choose(&instances, &Reserved::new(), 512, 512, Strategy::Spread).unwrap();
+        let chosen = choose(&instances, &Reserved::default(), 512, 512, Strategy::Spread).unwrap();
         assert_eq!(chosen.arn, "a");
     }
 
     #[test]
     fn reservations_reduce_room() {
         let instances = [instance("a", 1024, 1024)];
-        let reserved = Reserved::from([("a".to_owned(), (512, 768))]);
+        let reserved: Reserved = [("a".to_owned(), (512, 768))].into_iter().collect();
         assert!(choose(&instances, &reserved, 512, 512, Strategy::Binpack).is_none());
         assert!(choose(&instances, &reserved, 512, 256, Strategy::Binpack).is_some());
         assert_eq!(slots(&instances, &reserved, 256, 128), 2);
@@ -137,7 +169,7 @@ mod tests {
         let mut disconnected = instance("b", 4096, 8192);
         disconnected.agent_connected = false;
         let instances = [draining, disconnected];
-        assert!(choose(&instances, &Reserved::new(), 1, 1, Strategy::Binpack).is_none());
-        assert_eq!(slots(&instances, &Reserved::new(), 1, 1), 0);
+        assert!(choose(&instances, &Reserved::default(), 1, 1, Strategy::Binpack).is_none());
+        assert_eq!(slots(&instances, &Reserved::default(), 1, 1), 0);
     }
 }

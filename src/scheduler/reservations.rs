@@ -120,7 +120,7 @@ impl Reservations {
             .query(redis::cmd("HGETALL").arg(self.key(cluster_arn)))
             .await?;
         let now = unix_ms(SystemTime::now());
-        let mut reserved = Reserved::new();
+        let mut reserved = Reserved::default();
         for (_, value) in entries {
             let mut parts = value.rsplitn(4, '|');
             let (Some(expires), Some(memory), Some(cpu), Some(instance)) =
