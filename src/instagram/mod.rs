@@ -91,9 +91,9 @@ pub enum InstagramError {
 /// Kind of work an item needs, for the plan and the drift metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
-    Archive,
-    Post,
-    Update,
+    Archive = 0,
+    Post = 1,
+    Update = 2,
 }
 
 pub struct InstagramReconciler {
@@ -310,6 +310,7 @@ impl InstagramReconciler {
                 report
                     .plan
                     .push(format!("{need:?} {} ({})", media.id, title(media)));
+                report.left(need);
                 continue;
             }
             match self.sync_item(media, need, observed).await {
@@ -318,6 +319,7 @@ impl InstagramReconciler {
                     return PageEnd::Throttled(retry_after);
                 }
                 Err(error) => {
+                    report.left(need);
                     warn!(media_id = %media.id, error = %error_chain(&error), "syncing a media item failed");
                     report
                         .failures

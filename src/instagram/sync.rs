@@ -37,6 +37,8 @@ pub struct Report {
     pub failures: Vec<String>,
     /// Actions a dry run would take.
     pub plan: Vec<String>,
+    /// Items still out of sync after the pass, by [`Need`].
+    left: [usize; 3],
 }
 
 impl Report {
@@ -55,16 +57,17 @@ impl Report {
         self.updated += usize::from(done.updated);
     }
 
-    /// Sets the drift gauges (what the pass found out of sync, less what it
-    /// fixed) and returns the summary.
+    /// Records an item that needed `need` and is still out of sync.
+    pub fn left(&mut self, need: Need) {
+        self.left[need as usize] += 1;
+    }
+
+    /// Sets the drift gauges to the items still out of sync after the pass
+    /// (found and not fixed) and returns the summary.
     pub fn summary(&self, metrics: &InstagramMetrics, pass: &str) -> Value {
         let failed = self.failures.len();
-        metrics.set_drift(
-            self.not_archived.saturating_sub(self.archived),
-            (self.not_archived + self.not_posted)
-                .saturating_sub(self.created + self.updated.min(self.not_posted)),
-            failed.min(self.out_of_date),
-        );
+        let [not_archived, not_posted, out_of_date] = self.left;
+        metrics.set_drift(not_archived, not_posted, out_of_date);
         json!({
             "pass": pass,
             "synced": self.synced,
