@@ -586,3 +586,47 @@ async fn refreshed_token_survives_restart() {
     );
     crate::support::env::delete_keys(&format!("{prefix}:*"));
 }
+
+#[tokio::test]
+async fn dry_run_prints_plan_and_writes_nothing() {
+    let fake = InstagramFake::start().await;
+    let id = media_id("dry");
+    fake.set_media(&json!([image(
+        &id,
+        Some("planned"),
+        "2024-04-01T00:00:00+0000"
+    )]))
+    .await;
+    let bucket = crate::support::instagram::bucket().await;
+    let tag = format!("#{}", unique("tend-dry"));
+    let env = crate::support::instagram::env_for(&fake, &bucket, &tag, &unique("tenddry"));
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tend"))
+        .args(["reconcile", "instagram", "--once", "--dry-run"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(&env)
+        .output()
+        .expect("tend runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("Archive {id} (planned)")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("found not archived: 1"), "{stdout}");
+    let keys = crate::support::instagram::s3_client()
+        .list_objects_v2()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert!(keys.contents().is_empty(), "a dry run writes nothing");
+    assert_eq!(fake.calls().await.get("cdn").copied().unwrap_or(0), 0);
+}
