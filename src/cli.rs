@@ -34,7 +34,7 @@ pub enum Command {
         #[arg(long, requires = "once")]
         dry_run: bool,
     },
-    /// Answer from the capacity cache whether a task fits on a single instance.
+    /// Check in the capacity cache whether a task fits on a single instance.
     ///
     /// Exit status: 0 when it fits (or, without --cpu/--memory, when the cache
     /// is fresh), 1 when it does not fit, 2 when the cache is stale, the

@@ -1,9 +1,9 @@
 //! Client of the Instagram API with Instagram Login (graph.instagram.com).
 //!
 //! The access token travels as a query parameter, as the API requires, so
-//! no URL this client builds is ever logged or put in an error: errors from
-//! the HTTP client are stripped of their URL, and the `paging.next` links
-//! (which embed the token) are never followed; the `after` cursor is.
+//! no URL this client builds is ever logged or put in an error. Errors from
+//! the HTTP client are stripped of their URL. The `paging.next` links embed
+//! the token and are never followed: the `after` cursor is used instead.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
