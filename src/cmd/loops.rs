@@ -251,5 +251,6 @@ pub fn build_instagram(
         tokens,
         settings,
         metrics,
+        redis.clone(),
     ))
 }

@@ -30,9 +30,8 @@ mod token;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::json;
 use tracing::{info, warn};
 
 pub use api::{ApiError, ApiMetrics, InstagramApi};
@@ -43,6 +42,7 @@ pub use metrics::InstagramMetrics;
 pub use render::{Renderer, TemplateError, published_at, stored_fingerprint, title};
 pub use token::TokenStore;
 
+use crate::redis_client::Redis;
 use crate::runtime::{CancellationToken, Outcome, Reconciler, error_chain};
 
 pub const LOOP_NAME: &str = "instagram";
@@ -104,8 +104,9 @@ pub struct InstagramReconciler {
     tokens: TokenStore,
     settings: Settings,
     metrics: InstagramMetrics,
-    /// When the last full pass finished; `None` until one has.
-    last_full: Mutex<Option<Instant>>,
+    /// Keeps the time of the last full pass (`P:instagram:last_full_pass`),
+    /// so a restart does not force a full pass.
+    redis: Redis,
     /// Report the plan instead of acting (`--dry-run`).
     dry_run: AtomicBool,
     progress: Mutex<Option<indicatif::ProgressBar>>,
@@ -132,6 +133,7 @@ impl InstagramReconciler {
         tokens: TokenStore,
         settings: Settings,
         metrics: InstagramMetrics,
+        redis: Redis,
     ) -> Self {
         Self {
             api,
@@ -141,7 +143,7 @@ impl InstagramReconciler {
             tokens,
             settings,
             metrics,
-            last_full: Mutex::new(None),
+            redis,
             dry_run: AtomicBool::new(false),
             progress: Mutex::new(None),
         }
@@ -209,9 +211,37 @@ impl InstagramReconciler {
         (stored != Some(expected.as_str())).then_some(Need::Update)
     }
 
-    fn is_full_pass_due(&self) -> bool {
-        let last = *self.last_full.lock().unwrap_or_else(|p| p.into_inner());
-        last.is_none_or(|at| at.elapsed() >= self.settings.full_interval)
+    fn last_full_key(&self) -> String {
+        format!("{}:instagram:last_full_pass", self.redis.prefix())
+    }
+
+    /// Whether the last full pass is older than `instagram.full_interval`.
+    /// When Redis cannot tell, a full pass runs: it only costs calls.
+    async fn is_full_pass_due(&self) -> bool {
+        let last: Option<u64> = self
+            .redis
+            .query(redis::cmd("GET").arg(self.last_full_key()))
+            .await
+            .unwrap_or(None);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        last.is_none_or(|at| now.saturating_sub(at) >= self.settings.full_interval.as_secs())
+    }
+
+    async fn record_full_pass(&self) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if let Err(error) = self
+            .redis
+            .query::<()>(redis::cmd("SET").arg(self.last_full_key()).arg(now))
+            .await
+        {
+            warn!(%error, "recording the full pass failed; the next pass is a full one again");
+        }
     }
 }
 
@@ -227,7 +257,7 @@ impl Reconciler for InstagramReconciler {
             self.tokens.ensure_fresh().await?;
         }
         let observed = self.observe().await?;
-        let full = self.is_full_pass_due();
+        let full = self.is_full_pass_due().await;
         let mut report = sync::Report::default();
         let mut seen = HashSet::new();
         let mut after: Option<String> = None;
@@ -261,7 +291,7 @@ impl Reconciler for InstagramReconciler {
         if full && !self.is_dry_run() {
             self.apply_deleted_policy(&observed, &seen, &mut report)
                 .await;
-            *self.last_full.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+            self.record_full_pass().await;
         }
         if let Some(first) = report.failures.first() {
             return Err(InstagramError::ItemsFailed {
@@ -377,10 +407,5 @@ impl InstagramReconciler {
                 }
             }
         }
-    }
-
-    /// Summary used by `tend reconcile instagram --dry-run` before a pass.
-    pub fn describe(&self) -> serde_json::Value {
-        json!({ "dry_run": self.is_dry_run(), "full_pass_due": self.is_full_pass_due() })
     }
 }
