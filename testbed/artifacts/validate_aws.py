@@ -3,10 +3,10 @@
 
 - The task definition must be a valid RegisterTaskDefinition request,
   checked against botocore's ECS service model (offline).
-- The IAM policy must grant exactly the actions tend's code calls: every
-  ECS, SQS and S3 operation called in src/ (found by the SDK's snake_case
-  method names, taken from botocore's service models) maps to IAM actions,
-  and the policy may hold neither fewer nor more.
+- The IAM policy must grant exactly the actions tend's code calls. Every
+  ECS, SQS and S3 operation called in src/ maps to IAM actions, and the
+  policy may grant neither fewer nor more. Calls are found by the SDK's
+  snake_case method names, taken from botocore's service models.
 
 Prints one line per problem and exits 1 if there is any.
 """
