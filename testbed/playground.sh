@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 source testbed/lib.sh
 
 port="${PLAYGROUND_PORT:-9464}"
-state=.playground
+# Logs and Ghost's data; set PLAYGROUND_STATE to run two playgrounds at once.
+state="${PLAYGROUND_STATE:-.playground}"
 mkdir -p "$state"
 
 ensure_redis

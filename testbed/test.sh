@@ -26,3 +26,5 @@ log "cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 log "cargo test"
 cargo test --lib --bins --tests
+log "operations artefacts: dashboards, alerts, manifests, Dockerfile, live metrics"
+testbed/check-artifacts.sh

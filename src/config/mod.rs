@@ -57,10 +57,14 @@ pub struct InstagramConfig {
     /// Path of a post template overriding the built-in one.
     pub template: Option<String>,
     pub deleted: crate::instagram::DeletedPolicy,
+    #[serde(serialize_with = "human_duration")]
     pub interval: Duration,
+    #[serde(serialize_with = "human_duration")]
     pub full_interval: Duration,
+    #[serde(serialize_with = "human_duration")]
     pub pass_timeout: Duration,
     /// Refresh the token once less than this is left before it expires.
+    #[serde(serialize_with = "human_duration")]
     pub token_refresh_before: Duration,
 }
 
@@ -78,6 +82,7 @@ pub struct RedisConfig {
     /// Whether to also write the seed-compatible keys that older consumers read.
     pub seed_keys: bool,
     /// Bound on connecting and on each command.
+    #[serde(serialize_with = "human_duration")]
     pub timeout: Duration,
 }
 
@@ -95,10 +100,13 @@ pub struct AwsConfig {
 #[derive(Debug, Clone, Serialize)]
 pub struct RuntimeConfig {
     /// Time allowed after SIGTERM for running passes to finish.
+    #[serde(serialize_with = "human_duration")]
     pub shutdown_grace: Duration,
     /// First delay after a failed pass; it doubles on each further failure.
+    #[serde(serialize_with = "human_duration")]
     pub backoff_initial: Duration,
     /// Cap on the delay after failures.
+    #[serde(serialize_with = "human_duration")]
     pub backoff_max: Duration,
     /// Fraction of each interval added or removed at random, so replicas and
     /// loops do not call the same APIs in lockstep.
@@ -124,12 +132,15 @@ pub struct LogConfig {
 pub struct EcsCapacityConfig {
     pub enabled: bool,
     /// Time between full refreshes of every cluster.
+    #[serde(serialize_with = "human_duration")]
     pub interval: Duration,
     /// Bound on one refresh; a pass that runs longer fails and is retried.
+    #[serde(serialize_with = "human_duration")]
     pub pass_timeout: Duration,
     /// Cluster names or ARNs to track; empty tracks every cluster in the region.
     pub clusters: Vec<String>,
     /// Oldest cache entry that readers such as `tend capacity` accept.
+    #[serde(serialize_with = "human_duration")]
     pub max_age: Duration,
     /// Clusters observed at the same time during one refresh.
     pub concurrency: u64,
@@ -155,24 +166,41 @@ pub struct SchedulerConfig {
     pub policy: PriorityPolicy,
     pub placement: crate::scheduler::Strategy,
     /// Pause between rounds when there is nothing to do.
+    #[serde(serialize_with = "human_duration")]
     pub interval: Duration,
     /// Long-polling wait of each receive (0 to 20 s).
+    #[serde(serialize_with = "human_duration")]
     pub wait_time: Duration,
     /// Invisibility of a received message; renewed while it waits for room.
+    #[serde(serialize_with = "human_duration")]
     pub visibility_timeout: Duration,
     /// Lifetime of a capacity reservation if its replica dies mid-launch.
+    #[serde(serialize_with = "human_duration")]
     pub reservation_ttl: Duration,
     /// Receives after which a request that keeps failing for a reason other
     /// than capacity goes to the dead-letter queue.
     pub max_receives: u64,
     /// How long task definition sizes are cached.
+    #[serde(serialize_with = "human_duration")]
     pub task_definition_ttl: Duration,
     /// A launched task not RUNNING after this counts as stuck.
+    #[serde(serialize_with = "human_duration")]
     pub stuck_after: Duration,
+    #[serde(serialize_with = "human_duration")]
     pub pass_timeout: Duration,
     /// Cap on the backoff after failed rounds, kept short so placements
     /// resume within seconds after Redis or AWS return.
+    #[serde(serialize_with = "human_duration")]
     pub backoff_max: Duration,
+}
+
+/// Serialises a duration as `check-config` and `/status` readers expect
+/// to write it: "30s", "5m".
+fn human_duration<S: serde::Serializer>(
+    duration: &Duration,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&humantime::format_duration(*duration).to_string())
 }
 
 /// A secret value (token, API key) that never appears in output: `Display`,

@@ -262,11 +262,7 @@ impl Reconciler for InstagramReconciler {
         let mut seen = HashSet::new();
         let mut after: Option<String> = None;
         loop {
-            let page = match self
-                .api
-                .media_page(after.as_deref(), self.settings.page_size)
-                .await
-            {
+            let page = match self.media_page(after.as_deref()).await {
                 Ok(page) => page,
                 Err(ApiError::Throttled { retry_after, .. }) => {
                     return Ok(self.throttled(retry_after, &report));
@@ -362,6 +358,17 @@ impl InstagramReconciler {
             }
         }
         PageEnd::Done { in_sync }
+    }
+
+    /// Reads one page; a rejected stored token is dropped for the
+    /// configured one and the read tried once more.
+    async fn media_page(&self, after: Option<&str>) -> Result<api::Page, ApiError> {
+        match self.api.media_page(after, self.settings.page_size).await {
+            Err(ApiError::TokenInvalid { .. }) if self.tokens.fall_back().await => {
+                self.api.media_page(after, self.settings.page_size).await
+            }
+            other => other,
+        }
     }
 
     /// Ends a pass early after throttling; the next pass runs after `retry_after`.

@@ -3,6 +3,7 @@
 //! descends from, so the next start uses it, and a newly configured token
 //! replaces it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::Gauge;
@@ -31,6 +32,9 @@ pub struct TokenStore {
     /// Refresh once less than this is left.
     refresh_before: Duration,
     expiry: Gauge,
+    configured: Secret,
+    /// Whether the API client currently uses the stored (refreshed) token.
+    using_stored: AtomicBool,
 }
 
 impl TokenStore {
@@ -48,7 +52,22 @@ impl TokenStore {
             origin,
             refresh_before,
             expiry,
+            configured: configured.clone(),
+            using_stored: AtomicBool::new(false),
         }
+    }
+
+    /// Drops a stored token that Instagram rejected and goes back to the
+    /// configured one. Returns false when the configured token was in use
+    /// already, so there is nothing to fall back to.
+    pub async fn fall_back(&self) -> bool {
+        if !self.using_stored.swap(false, Ordering::Relaxed) {
+            return false;
+        }
+        warn!("Instagram rejected the stored refreshed token; using the configured token again");
+        let _: Result<(), _> = self.redis.query(redis::cmd("DEL").arg(self.key())).await;
+        self.api.set_token(self.configured.clone());
+        true
     }
 
     fn key(&self) -> String {
@@ -93,6 +112,7 @@ impl TokenStore {
         let stored = self.load().await;
         if let Some(token) = &stored.token {
             self.api.set_token(Secret::new(token.clone()));
+            self.using_stored.store(true, Ordering::Relaxed);
         }
         if let Some(expires_at) = stored.expires_at {
             self.expiry.set(expires_at as f64);
@@ -146,6 +166,7 @@ impl TokenStore {
             warn!(%error, "storing the refreshed Instagram token failed; the next start uses the configured one");
         }
         self.api.set_token(Secret::new(refreshed.access_token));
+        self.using_stored.store(true, Ordering::Relaxed);
         self.expiry.set(expires_at as f64);
         info!(
             expires_in_days = refreshed.expires_in / 86_400,

@@ -135,8 +135,23 @@ impl SchedulerMetrics {
         })
     }
 
-    /// Creates the per-queue series at zero.
+    /// Creates the per-queue series, and the counters of every known
+    /// reason, at zero, so `increase()` sees the first event.
     pub fn init_queues(&self, names: &[String]) {
+        for reason in ["RESOURCE:CPU", "RESOURCE:MEMORY", "AGENT"] {
+            self.rejections.with_label_values(&[reason]);
+        }
+        for reason in ["transient", "rejected"] {
+            self.launch_failures.with_label_values(&[reason]);
+        }
+        for reason in [
+            "invalid_request",
+            "cannot_fit",
+            "unknown_cluster",
+            "launch_failed",
+        ] {
+            self.dead_lettered.with_label_values(&[reason]);
+        }
         for name in names {
             self.queue_depth.with_label_values(&[name]).set(0);
             self.held.with_label_values(&[name]).set(0);

@@ -1,5 +1,6 @@
 //! The instagram loop against the Instagram fake, moto's S3 and real Ghost.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -441,6 +442,24 @@ async fn foreign_media_host_refused() {
     assert!(harness.keys().await.is_empty());
 }
 
+/// Builds `tend reconcile instagram --once` followed by `extra_args`. The
+/// child's environment holds only PATH, dummy AWS credentials for moto, the
+/// switch that turns off EC2 metadata lookups and `env`, so nothing from the
+/// caller's environment (an AWS profile, TEND_ variables) reaches it.
+fn reconcile_once(env: &BTreeMap<String, String>, extra_args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tend"));
+    command
+        .args(["reconcile", "instagram", "--once"])
+        .args(extra_args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(env);
+    command
+}
+
 #[tokio::test]
 async fn kill_during_backfill_leaves_one_post_each() {
     let fake = InstagramFake::start().await;
@@ -456,14 +475,7 @@ async fn kill_during_backfill_leaves_one_post_each() {
     let tag = format!("#{}", unique("tend-crash"));
     let env = crate::support::instagram::env_for(&fake, &bucket, &tag, &unique("tendcrash"));
     let run = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_tend"))
-            .args(["reconcile", "instagram", "--once"])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .envs(&env)
+        reconcile_once(&env, &[])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -600,14 +612,7 @@ async fn dry_run_prints_plan_and_writes_nothing() {
     let bucket = crate::support::instagram::bucket().await;
     let tag = format!("#{}", unique("tend-dry"));
     let env = crate::support::instagram::env_for(&fake, &bucket, &tag, &unique("tenddry"));
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tend"))
-        .args(["reconcile", "instagram", "--once", "--dry-run"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .envs(&env)
+    let output = reconcile_once(&env, &["--dry-run"])
         .output()
         .expect("tend runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -629,4 +634,35 @@ async fn dry_run_prints_plan_and_writes_nothing() {
         .unwrap();
     assert!(keys.contents().is_empty(), "a dry run writes nothing");
     assert_eq!(fake.calls().await.get("cdn").copied().unwrap_or(0), 0);
+}
+
+#[tokio::test]
+async fn rejected_stored_token_falls_back() {
+    let fake = InstagramFake::start().await;
+    fake.set_media(&json!([image(
+        &media_id("fall"),
+        Some("x"),
+        "2024-05-01T00:00:00+0000"
+    )]))
+    .await;
+    let prefix = unique("tendfall");
+    let first = Harness::with(&fake, &[("TEND_REDIS_KEY_PREFIX", &prefix)]).await;
+    first.pass().await;
+    // The refreshed token stored in Redis gets revoked; the configured one works.
+    let tokens = fake.tokens().await;
+    let refreshed = tokens
+        .as_array()
+        .or_else(|| tokens["tokens"].as_array())
+        .and_then(|list| {
+            list.iter()
+                .filter_map(|t| t["token"].as_str().or(t.as_str()))
+                .find(|t| *t != fake.token())
+                .map(str::to_owned)
+        })
+        .expect("a refreshed token exists");
+    fake.revoke_token(&refreshed).await;
+    fake.set_token(fake.token(), None, None).await;
+    let second = Harness::with(&fake, &[("TEND_REDIS_KEY_PREFIX", &prefix)]).await;
+    second.pass().await;
+    crate::support::env::delete_keys(&format!("{prefix}:*"));
 }
