@@ -57,6 +57,13 @@ pub enum Command {
     CheckConfig,
     /// Validate a task request and send it to a priority queue.
     Submit(SubmitArgs),
+    /// Exit 0 when a running tend's /healthz answers 200, for container
+    /// health checks in images without a shell or curl.
+    Healthcheck {
+        /// Liveness URL (default: /healthz on http.listen's port on 127.0.0.1).
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]

@@ -53,9 +53,40 @@ pub fn main(cli: Cli) -> ExitCode {
                 max_age,
             } => capacity::capacity(config, cluster, cpu, memory, max_age).await,
             Command::Submit(args) => submit::submit(config, args).await,
+            Command::Healthcheck { url } => healthcheck(&config, url).await,
             Command::CheckConfig => unreachable!("handled before the runtime starts"),
         }
     })
+}
+
+async fn healthcheck(config: &Config, url: Option<String>) -> ExitCode {
+    let url =
+        url.unwrap_or_else(|| format!("http://127.0.0.1:{}/healthz", config.http.listen.port()));
+    let client = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()
+    {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("tend: cannot build the HTTP client: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match client.get(&url).send().await {
+        Ok(response) if response.status().is_success() => ExitCode::SUCCESS,
+        Ok(response) => {
+            let status = response.status();
+            eprintln!(
+                "tend: {url} answered {status}: {}",
+                response.text().await.unwrap_or_default().trim()
+            );
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("tend: {url} did not answer: {}", error.without_url());
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn check_config(config: &Config) -> ExitCode {

@@ -207,3 +207,22 @@ async fn capacity_without_cache_exits_two() {
         stderr(&output)
     );
 }
+
+#[tokio::test]
+async fn healthcheck_command_follows_healthz() {
+    let name = unique("cli-health");
+    let fake = seeded_fake(&name).await;
+    let env = TendEnv::new(fake.endpoint(), REDIS_URL, &unique("tendhealth"));
+    let tend = env.spawn_run();
+    let url = tend.url("/healthz");
+    let healthy = env.output(&["healthcheck", "--url", &url]);
+    assert_eq!(healthy.status.code(), Some(0), "{}", stderr(&healthy));
+    let closed = format!("http://127.0.0.1:{}/healthz", free_port());
+    let down = env.output(&["healthcheck", "--url", &closed]);
+    assert_eq!(down.status.code(), Some(1));
+    assert!(
+        stderr(&down).contains("did not answer"),
+        "{}",
+        stderr(&down)
+    );
+}
