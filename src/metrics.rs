@@ -23,6 +23,17 @@ pub fn encode(registry: &Registry) -> Result<String, prometheus::Error> {
     Ok(String::from_utf8(buffer).unwrap_or_default())
 }
 
+/// Registers `tend_build_info{version} 1`, so dashboards can show which
+/// version runs.
+pub fn register_build_info(registry: &Registry) -> prometheus::Result<()> {
+    let info = prometheus::IntGaugeVec::new(
+        prometheus::Opts::new("tend_build_info", "Always 1; the version label names the running tend."),
+        &["version"],
+    )?;
+    info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    registry.register(Box::new(info))
+}
+
 /// Content type of [`encode`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 

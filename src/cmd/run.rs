@@ -38,6 +38,10 @@ pub async fn run(config: Config) -> ExitCode {
     let address = listener.local_addr().unwrap_or(config.http.listen);
     let board = StatusBoard::default();
     let shutdown = CancellationToken::new();
+    if let Err(error) = crate::metrics::register_build_info(&registry) {
+        error!(%error, "registering metrics failed");
+        return ExitCode::FAILURE;
+    }
     let runner = match LoopMetrics::register(&registry) {
         Ok(metrics) => Runner::new(board.clone(), metrics),
         Err(error) => {

@@ -48,6 +48,7 @@ async fn run_serves_endpoints_and_stops_on_sigterm() {
     for family in [
         "tend_reconcile_passes_total{loop=\"ecs-capacity\",result=\"success\"}",
         "tend_reconcile_duration_seconds_bucket",
+        "tend_build_info{version=\"0.1.0\"} 1",
         "tend_reconcile_last_success_timestamp_seconds",
         "tend_reconcile_consecutive_failures{loop=\"ecs-capacity\"} 0",
         "tend_aws_requests_total{operation=\"DescribeContainerInstances\",outcome=\"ok\",service=\"ECS\"}",
