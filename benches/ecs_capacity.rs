@@ -5,8 +5,8 @@
 //! Run with `testbed/bench.sh`, which starts moto and exports MOTO_ENDPOINT;
 //! the ECS fake and Redis on 127.0.0.1:6379 are used as the tests use them.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -16,72 +16,14 @@ use tend::ecs_capacity::{CapacityCache, CapacityReconciler, EcsMetrics, Observer
 use tend::redis_client::Redis;
 use tend::runtime::{CancellationToken, Reconciler};
 
-struct Fake {
-    child: Child,
-    endpoint: String,
-}
+use crate::common::{Fake, ecs_client};
 
-impl Fake {
-    fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tend-ecs-fake"))
-            .args(["--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the ECS fake starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout"))
-            .read_line(&mut line)
-            .expect("the fake prints its address");
-        let endpoint = line.trim().trim_start_matches("listening on ").to_owned();
-        Self { child, endpoint }
-    }
-
-    async fn post(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
-        let response = reqwest::Client::new()
-            .post(format!("{}{path}", self.endpoint))
-            .json(body)
-            .send()
-            .await
-            .expect("fake answers");
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
-        response.json().await.expect("JSON reply")
-    }
-
-    async fn calls(&self) -> u64 {
-        let calls: serde_json::Value = reqwest::get(format!("{}/_fake/calls", self.endpoint))
-            .await
-            .expect("fake answers")
-            .json()
-            .await
-            .expect("JSON reply");
-        calls
-            .as_object()
-            .map_or(0, |map| map.values().filter_map(|v| v.as_u64()).sum())
-    }
-}
-
-impl Drop for Fake {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn ecs_client(endpoint: &str) -> aws_sdk_ecs::Client {
-    let config = aws_sdk_ecs::Config::builder()
-        .behavior_version_latest()
-        .region(aws_sdk_ecs::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_ecs::config::Credentials::new(
-            "testing", "testing", None, None, "bench",
-        ))
-        .endpoint_url(endpoint)
-        .build();
-    aws_sdk_ecs::Client::from_conf(config)
+/// Sums the per-operation counts of `GET /_fake/calls`.
+async fn total_calls(fake: &Fake) -> u64 {
+    let calls = fake.get("/_fake/calls").await;
+    calls
+        .as_object()
+        .map_or(0, |map| map.values().filter_map(|v| v.as_u64()).sum())
 }
 
 fn redis(prefix: &str) -> Redis {
@@ -164,7 +106,7 @@ async fn calls_per_refresh() {
             .reconcile(&CancellationToken::new())
             .await
             .expect("pass succeeds");
-        let calls = fake.calls().await;
+        let calls = total_calls(&fake).await;
         println!(
             "| {clusters} | {instances} | {calls} | {} | {} |",
             minimum_calls(clusters, instances),

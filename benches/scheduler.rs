@@ -7,8 +7,8 @@
 //!
 //! Run with `testbed/bench.sh scheduler`, which starts moto.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
@@ -21,6 +21,8 @@ use tend::scheduler::{
     Intake, Launcher, Queue, Reservations, Reserved, Scheduler, SchedulerMetrics, SchedulerParts,
     Strategy, Tracker, choose,
 };
+
+use crate::common::{Fake, ecs_client};
 
 /// Scaled scenario: the real case runs 5-minute tasks against a 30 s
 /// visibility timeout; here tasks run 10 s against 1 s, the same 10:1 ratio.
@@ -66,71 +68,6 @@ fn placement_rate() {
             rounds as f64 / elapsed.as_secs_f64()
         );
     }
-}
-
-struct Fake {
-    child: Child,
-    endpoint: String,
-}
-
-impl Fake {
-    fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tend-ecs-fake"))
-            .args(["--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the ECS fake starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout"))
-            .read_line(&mut line)
-            .expect("the fake prints its address");
-        let endpoint = line.trim().trim_start_matches("listening on ").to_owned();
-        Self { child, endpoint }
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> Value {
-        let response = reqwest::Client::new()
-            .post(format!("{}{path}", self.endpoint))
-            .json(body)
-            .send()
-            .await
-            .expect("fake answers");
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
-        response.json().await.unwrap_or(Value::Null)
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        reqwest::get(format!("{}{path}", self.endpoint))
-            .await
-            .expect("fake answers")
-            .json()
-            .await
-            .expect("JSON")
-    }
-}
-
-impl Drop for Fake {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn ecs_client(endpoint: &str) -> aws_sdk_ecs::Client {
-    let config = aws_sdk_ecs::Config::builder()
-        .behavior_version_latest()
-        .region(aws_sdk_ecs::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_ecs::config::Credentials::new(
-            "testing", "testing", None, None, "bench",
-        ))
-        .endpoint_url(endpoint)
-        .build();
-    aws_sdk_ecs::Client::from_conf(config)
 }
 
 fn sqs_client() -> aws_sdk_sqs::Client {

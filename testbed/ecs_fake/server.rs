@@ -1,18 +1,13 @@
 //! HTTP/1 server: routes `POST /` to the ECS operations and `/_fake/` to
 //! the admin endpoints.
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 
 use crate::fake::Fake;
 use crate::{admin, ops, protocol};
@@ -22,19 +17,9 @@ pub type SharedFake = Arc<Mutex<Fake>>;
 /// Largest request body accepted. Seed documents are the largest bodies.
 const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
-/// Serves HTTP/1 requests on one connection until the client closes it.
-pub async fn serve_connection(stream: TcpStream, fake: SharedFake) {
-    let service = service_fn(move |request| {
-        let fake = Arc::clone(&fake);
-        async move { Ok::<_, Infallible>(respond(&fake, request).await) }
-    });
-    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-    if let Err(error) = connection.await {
-        tracing::debug!(%error, "connection ended with an error");
-    }
-}
-
-async fn respond(fake: &SharedFake, request: Request<Incoming>) -> Response<Full<Bytes>> {
+/// Routes one request and returns its response. It takes the fake by value
+/// because the accept loop in `serve.rs` needs futures that own their data.
+pub async fn respond(fake: SharedFake, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -47,7 +32,7 @@ async fn respond(fake: &SharedFake, request: Request<Incoming>) -> Response<Full
 
     let path = parts.uri.path();
     if path.starts_with("/_fake/") {
-        let reply = admin::handle(&mut lock(fake), parts.method.as_str(), path, &body);
+        let reply = admin::handle(&mut lock(&fake), parts.method.as_str(), path, &body);
         return json_response(reply.status, "application/json", &reply.body);
     }
     if parts.method == Method::POST && path == "/" {
@@ -55,7 +40,7 @@ async fn respond(fake: &SharedFake, request: Request<Incoming>) -> Response<Full
             .headers
             .get("x-amz-target")
             .and_then(|value| value.to_str().ok());
-        return aws_response(fake, target, &body);
+        return aws_response(&fake, target, &body);
     }
     let message = format!(
         "no endpoint for {} {path}: ECS requests are POST / and admin requests use /_fake/",

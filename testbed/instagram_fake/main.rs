@@ -25,7 +25,9 @@ mod time;
 mod tokens;
 mod usage;
 
-use std::io::{IsTerminal, Write};
+#[path = "../common/serve.rs"]
+mod serve;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -33,12 +35,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
-use tokio::net::TcpListener;
-use tokio::signal::unix::{Signal, SignalKind, signal};
-use tracing_subscriber::EnvFilter;
 
 use crate::fake::Fake;
-use crate::server::SharedFake;
 use crate::tokens::{TOKEN_LIFETIME_SECONDS, TokenTimes};
 
 #[derive(Debug, Parser)]
@@ -83,29 +81,12 @@ fn parse_ttl(text: &str) -> Result<Duration, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(filter)
-        .init();
-
-    match run(Args::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            tracing::error!("{message}");
-            ExitCode::FAILURE
-        }
-    }
+    serve::init_tracing();
+    serve::exit_code(run(Args::parse()).await)
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .map_err(|error| format!("failed to listen on {}: {error}", args.listen))?;
-    let address = listener
-        .local_addr()
-        .map_err(|error| format!("failed to read the listening address: {error}"))?;
+    let (listener, address) = serve::bind(args.listen).await?;
 
     let ttl_seconds = i64::try_from(args.url_ttl.as_secs()).unwrap_or(i64::MAX / 2);
     let mut fake = Fake::new(
@@ -127,51 +108,15 @@ async fn run(args: Args) -> Result<(), String> {
 
     // The handlers are installed before the address is announced, so a
     // signal sent right after the announcement still stops the fake cleanly.
-    let terminate = signal(SignalKind::terminate())
-        .map_err(|error| format!("failed to install the SIGTERM handler: {error}"))?;
-    let interrupt = signal(SignalKind::interrupt())
-        .map_err(|error| format!("failed to install the SIGINT handler: {error}"))?;
-
-    announce(address)?;
+    let shutdown = serve::Shutdown::install()?;
+    serve::announce(address)?;
     tracing::info!(%address, url_ttl = ?args.url_ttl, "Instagram fake started");
-    serve(listener, fake, terminate, interrupt).await;
+    serve::serve(listener, shutdown, move |request| {
+        server::respond(Arc::clone(&fake), request)
+    })
+    .await;
     tracing::info!("Instagram fake stopped");
     Ok(())
-}
-
-/// Accepts connections until SIGTERM or SIGINT arrives.
-async fn serve(
-    listener: TcpListener,
-    fake: SharedFake,
-    mut terminate: Signal,
-    mut interrupt: Signal,
-) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    tokio::spawn(server::serve_connection(stream, Arc::clone(&fake)));
-                }
-                Err(error) => {
-                    // Accept fails on transient conditions such as running
-                    // out of file descriptors, so pause instead of spinning.
-                    tracing::warn!(%error, "failed to accept a connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            _ = terminate.recv() => return,
-            _ = interrupt.recv() => return,
-        }
-    }
-}
-
-/// Prints the listening address as the first stdout line, which tests read
-/// to learn the port.
-fn announce(address: SocketAddr) -> Result<(), String> {
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "listening on http://{address}")
-        .and_then(|()| stdout.flush())
-        .map_err(|error| format!("failed to write the listening address to stdout: {error}"))
 }
 
 fn load_seed(fake: &mut Fake, path: &Path) -> Result<(), String> {

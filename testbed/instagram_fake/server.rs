@@ -8,12 +8,8 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONTENT_TYPE, RANGE};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 
 use crate::fake::Fake;
 use crate::query::Query;
@@ -28,19 +24,9 @@ pub type ResponseBody = BoxBody<Bytes, Infallible>;
 /// `POST /_fake/generate` creates bigger libraries without a body.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
-/// Serves HTTP/1 requests on one connection until the client closes it.
-pub async fn serve_connection(stream: TcpStream, fake: SharedFake) {
-    let service = service_fn(move |request| {
-        let fake = Arc::clone(&fake);
-        async move { Ok::<_, Infallible>(respond(&fake, request).await) }
-    });
-    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-    if let Err(error) = connection.await {
-        tracing::debug!(%error, "connection ended with an error");
-    }
-}
-
-async fn respond(fake: &SharedFake, request: Request<Incoming>) -> Response<ResponseBody> {
+/// Routes one request and returns its response. It takes the fake by value
+/// because the accept loop in `serve.rs` needs futures that own their data.
+pub async fn respond(fake: SharedFake, request: Request<Incoming>) -> Response<ResponseBody> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
     let query = Query::parse(parts.uri.query());
@@ -54,7 +40,7 @@ async fn respond(fake: &SharedFake, request: Request<Incoming>) -> Response<Resp
                 return json_response(400, &json!({ "error": message }));
             }
         };
-        let (status, reply) = admin::handle(&mut lock(fake), &parts.method, path, &body);
+        let (status, reply) = admin::handle(&mut lock(&fake), &parts.method, path, &body);
         return json_response(status, &reply);
     }
     if path.starts_with("/cdn/") {
@@ -62,9 +48,9 @@ async fn respond(fake: &SharedFake, request: Request<Incoming>) -> Response<Resp
             .headers
             .get(RANGE)
             .and_then(|value| value.to_str().ok());
-        return cdn::respond(&mut lock(fake), &parts.method, path, &query, range);
+        return cdn::respond(&mut lock(&fake), &parts.method, path, &query, range);
     }
-    graph::respond(&mut lock(fake), &parts.method, path, &query)
+    graph::respond(&mut lock(&fake), &parts.method, path, &query)
 }
 
 pub fn json_response(status: u16, body: &Value) -> Response<ResponseBody> {
