@@ -27,7 +27,10 @@ pub fn encode(registry: &Registry) -> Result<String, prometheus::Error> {
 /// version runs.
 pub fn register_build_info(registry: &Registry) -> prometheus::Result<()> {
     let info = prometheus::IntGaugeVec::new(
-        prometheus::Opts::new("tend_build_info", "Always 1; the version label names the running tend."),
+        prometheus::Opts::new(
+            "tend_build_info",
+            "Always 1; the version label names the running tend.",
+        ),
         &["version"],
     )?;
     info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
