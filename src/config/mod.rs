@@ -6,6 +6,8 @@
 //! starts. AWS settings come from the standard AWS environment and
 //! credential chain; only the region and endpoint can also be set here.
 
+mod instagram;
+mod scheduler;
 mod settings;
 
 use std::collections::BTreeMap;
@@ -16,6 +18,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use instagram::InstagramConfig;
+use instagram::read_instagram;
+use scheduler::read_scheduler;
+pub use scheduler::{PriorityPolicy, SchedulerConfig};
 pub use settings::env_name;
 use settings::{Settings, format_problems};
 
@@ -32,40 +38,6 @@ pub struct Config {
     pub ecs_capacity: EcsCapacityConfig,
     pub scheduler: SchedulerConfig,
     pub instagram: InstagramConfig,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct InstagramConfig {
-    pub enabled: bool,
-    /// Long-lived Instagram access token (Instagram API with Instagram Login).
-    pub access_token: Secret,
-    pub api_url: String,
-    pub api_version: String,
-    /// Media items per API page (at most 100).
-    pub page_size: u64,
-    /// Hosts media may be downloaded from (a host or a parent domain).
-    pub cdn_hosts: Vec<String>,
-    pub bucket: String,
-    pub key_prefix: String,
-    /// Public URL of the archive (a CDN in front of the bucket); without
-    /// one, images are uploaded to Ghost.
-    pub public_base_url: Option<String>,
-    pub ghost_url: String,
-    pub ghost_admin_key: Secret,
-    pub tags: Vec<String>,
-    pub internal_tag: String,
-    /// Path of a post template overriding the built-in one.
-    pub template: Option<String>,
-    pub deleted: crate::instagram::DeletedPolicy,
-    #[serde(serialize_with = "human_duration")]
-    pub interval: Duration,
-    #[serde(serialize_with = "human_duration")]
-    pub full_interval: Duration,
-    #[serde(serialize_with = "human_duration")]
-    pub pass_timeout: Duration,
-    /// Refresh the token once less than this is left before it expires.
-    #[serde(serialize_with = "human_duration")]
-    pub token_refresh_before: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -146,57 +118,9 @@ pub struct EcsCapacityConfig {
     pub concurrency: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PriorityPolicy {
-    /// Nothing of lower priority starts while a higher-priority request waits.
-    Strict,
-    /// Lower-priority requests may use capacity that the waiting
-    /// higher-priority request cannot use.
-    Backfill,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SchedulerConfig {
-    pub enabled: bool,
-    /// SQS queue URLs, highest priority first.
-    pub queues: Vec<String>,
-    /// Queue that receives invalid and unplaceable requests with the reason.
-    pub dead_letter_queue: String,
-    pub policy: PriorityPolicy,
-    pub placement: crate::scheduler::Strategy,
-    /// Pause between rounds when there is nothing to do.
-    #[serde(serialize_with = "human_duration")]
-    pub interval: Duration,
-    /// Long-polling wait of each receive (0 to 20 s).
-    #[serde(serialize_with = "human_duration")]
-    pub wait_time: Duration,
-    /// Invisibility of a received message; renewed while it waits for room.
-    #[serde(serialize_with = "human_duration")]
-    pub visibility_timeout: Duration,
-    /// Lifetime of a capacity reservation if its replica dies mid-launch.
-    #[serde(serialize_with = "human_duration")]
-    pub reservation_ttl: Duration,
-    /// Receives after which a request that keeps failing for a reason other
-    /// than capacity goes to the dead-letter queue.
-    pub max_receives: u64,
-    /// How long task definition sizes are cached.
-    #[serde(serialize_with = "human_duration")]
-    pub task_definition_ttl: Duration,
-    /// A launched task not RUNNING after this counts as stuck.
-    #[serde(serialize_with = "human_duration")]
-    pub stuck_after: Duration,
-    #[serde(serialize_with = "human_duration")]
-    pub pass_timeout: Duration,
-    /// Cap on the backoff after failed rounds, kept short so placements
-    /// resume within seconds after Redis or AWS return.
-    #[serde(serialize_with = "human_duration")]
-    pub backoff_max: Duration,
-}
-
 /// Serialises a duration as `check-config` and `/status` readers expect
 /// to write it: "30s", "5m".
-fn human_duration<S: serde::Serializer>(
+pub(crate) fn human_duration<S: serde::Serializer>(
     duration: &Duration,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
@@ -495,228 +419,6 @@ fn read_ecs_capacity(s: &mut Settings<'_>) -> EcsCapacityConfig {
         s.invalid("ecs_capacity.concurrency", "must be from 1 to 64");
     }
     config
-}
-
-fn read_scheduler(s: &mut Settings<'_>) -> SchedulerConfig {
-    let policy: String = s.value("scheduler.policy", "strict".to_owned());
-    let policy = match policy.as_str() {
-        "strict" => PriorityPolicy::Strict,
-        "backfill" => PriorityPolicy::Backfill,
-        other => {
-            s.invalid(
-                "scheduler.policy",
-                format!("= {other:?} is invalid: use \"strict\" or \"backfill\""),
-            );
-            PriorityPolicy::Strict
-        }
-    };
-    let placement: String = s.value("scheduler.placement", "binpack".to_owned());
-    let placement = match placement.as_str() {
-        "binpack" => crate::scheduler::Strategy::Binpack,
-        "spread" => crate::scheduler::Strategy::Spread,
-        other => {
-            s.invalid(
-                "scheduler.placement",
-                format!("= {other:?} is invalid: use \"binpack\" or \"spread\""),
-            );
-            crate::scheduler::Strategy::Binpack
-        }
-    };
-    let config = SchedulerConfig {
-        enabled: s.value("scheduler.enabled", false),
-        queues: s.value("scheduler.queues", Vec::new()),
-        dead_letter_queue: s.value("scheduler.dead_letter_queue", String::new()),
-        policy,
-        placement,
-        interval: s.value("scheduler.interval", Duration::from_secs(1)),
-        wait_time: s.value("scheduler.wait_time", Duration::from_secs(1)),
-        visibility_timeout: s.value("scheduler.visibility_timeout", Duration::from_secs(120)),
-        reservation_ttl: s.value("scheduler.reservation_ttl", Duration::from_secs(60)),
-        max_receives: s.value("scheduler.max_receives", 5),
-        task_definition_ttl: s.value("scheduler.task_definition_ttl", Duration::from_secs(300)),
-        stuck_after: s.value("scheduler.stuck_after", Duration::from_secs(300)),
-        pass_timeout: s.value("scheduler.pass_timeout", Duration::from_secs(45)),
-        backoff_max: s.value("scheduler.backoff_max", Duration::from_secs(5)),
-    };
-    validate_scheduler(s, &config);
-    config
-}
-
-fn validate_scheduler(s: &mut Settings<'_>, config: &SchedulerConfig) {
-    if config.enabled && config.queues.is_empty() {
-        s.invalid(
-            "scheduler.queues",
-            "is empty: list the SQS queue URLs, highest priority first",
-        );
-    }
-    if config.enabled && config.dead_letter_queue.is_empty() {
-        s.invalid(
-            "scheduler.dead_letter_queue",
-            "is missing: set the SQS queue URL for rejected requests",
-        );
-    }
-    for url in config
-        .queues
-        .iter()
-        .chain(Some(&config.dead_letter_queue).filter(|u| !u.is_empty()))
-    {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            s.invalid(
-                "scheduler.queues",
-                format!("contains {url:?}, which is not an SQS queue URL (https://...)"),
-            );
-        }
-    }
-    if config.wait_time > Duration::from_secs(20) {
-        s.invalid(
-            "scheduler.wait_time",
-            "must be at most 20s, the SQS long-polling limit",
-        );
-    }
-    if config.visibility_timeout < config.pass_timeout * 2
-        || config.visibility_timeout > Duration::from_secs(43_200)
-    {
-        s.invalid(
-            "scheduler.visibility_timeout",
-            "must be at least twice scheduler.pass_timeout (held messages are renewed once per pass) and at most 12h",
-        );
-    }
-    if config.reservation_ttl < Duration::from_secs(1) {
-        s.invalid("scheduler.reservation_ttl", "must be at least 1s");
-    }
-    if config.max_receives == 0 {
-        s.invalid("scheduler.max_receives", "must be at least 1");
-    }
-    if config.interval.is_zero() || config.pass_timeout.is_zero() || config.backoff_max.is_zero() {
-        s.invalid(
-            "scheduler.interval",
-            "scheduler.interval, pass_timeout and backoff_max must be above zero",
-        );
-    }
-}
-
-fn read_instagram(s: &mut Settings<'_>) -> InstagramConfig {
-    let deleted: String = s.value("instagram.deleted", "keep".to_owned());
-    let deleted = match deleted.as_str() {
-        "keep" => crate::instagram::DeletedPolicy::Keep,
-        "unpublish" => crate::instagram::DeletedPolicy::Unpublish,
-        other => {
-            s.invalid(
-                "instagram.deleted",
-                format!("= {other:?} is invalid: use \"keep\" or \"unpublish\""),
-            );
-            crate::instagram::DeletedPolicy::Keep
-        }
-    };
-    let config = InstagramConfig {
-        enabled: s.value("instagram.enabled", false),
-        access_token: s.value("instagram.access_token", Secret::default()),
-        api_url: s.value(
-            "instagram.api_url",
-            "https://graph.instagram.com".to_owned(),
-        ),
-        api_version: s.value("instagram.api_version", "v23.0".to_owned()),
-        page_size: s.value("instagram.page_size", 50),
-        cdn_hosts: s.value(
-            "instagram.cdn_hosts",
-            vec!["cdninstagram.com".to_owned(), "fbcdn.net".to_owned()],
-        ),
-        bucket: s.value("instagram.bucket", String::new()),
-        key_prefix: s.value("instagram.key_prefix", "instagram/".to_owned()),
-        public_base_url: s.optional("instagram.public_base_url"),
-        ghost_url: s.value("instagram.ghost_url", String::new()),
-        ghost_admin_key: s.value("instagram.ghost_admin_key", Secret::default()),
-        tags: s.value("instagram.tags", vec!["insta".to_owned()]),
-        internal_tag: s.value("instagram.internal_tag", "#tend-instagram".to_owned()),
-        template: s.optional("instagram.template"),
-        deleted,
-        interval: s.value("instagram.interval", Duration::from_secs(300)),
-        full_interval: s.value("instagram.full_interval", Duration::from_secs(6 * 3600)),
-        pass_timeout: s.value("instagram.pass_timeout", Duration::from_secs(1800)),
-        token_refresh_before: s.value(
-            "instagram.token_refresh_before",
-            Duration::from_secs(30 * 86_400),
-        ),
-    };
-    validate_instagram(s, &config);
-    config
-}
-
-fn validate_instagram(s: &mut Settings<'_>, config: &InstagramConfig) {
-    if !config.enabled {
-        return;
-    }
-    for (path, missing, fix) in [
-        (
-            "instagram.access_token",
-            config.access_token.is_empty(),
-            "set a long-lived Instagram access token",
-        ),
-        (
-            "instagram.bucket",
-            config.bucket.is_empty(),
-            "set the S3 bucket of the archive",
-        ),
-        (
-            "instagram.ghost_url",
-            config.ghost_url.is_empty(),
-            "set the Ghost site URL, such as https://blog.example.com",
-        ),
-        (
-            "instagram.ghost_admin_key",
-            config.ghost_admin_key.is_empty(),
-            "set the Admin API key of a Ghost custom integration (id:secret)",
-        ),
-    ] {
-        if missing {
-            s.invalid(path, format!("is missing: {fix}"));
-        }
-    }
-    let (id, secret) = config
-        .ghost_admin_key
-        .expose()
-        .split_once(':')
-        .unwrap_or_default();
-    if !config.ghost_admin_key.is_empty()
-        && (id.is_empty() || hex::decode(secret).map_or(true, |k| k.is_empty()))
-    {
-        s.invalid(
-            "instagram.ghost_admin_key",
-            "is invalid: expected \"id:hexsecret\" as Ghost shows it for a custom integration",
-        );
-    }
-    for (path, url) in [
-        ("instagram.api_url", Some(&config.api_url)),
-        ("instagram.ghost_url", Some(&config.ghost_url)),
-        ("instagram.public_base_url", config.public_base_url.as_ref()),
-    ] {
-        if let Some(url) = url.filter(|u| !u.is_empty())
-            && !(url.starts_with("https://") || url.starts_with("http://"))
-        {
-            s.invalid(
-                path,
-                format!("= {url:?} is invalid: use an http:// or https:// URL"),
-            );
-        }
-    }
-    if !(1..=100).contains(&config.page_size) {
-        s.invalid(
-            "instagram.page_size",
-            "must be from 1 to 100, the API's page limit",
-        );
-    }
-    if !config.internal_tag.starts_with('#') {
-        s.invalid(
-            "instagram.internal_tag",
-            "must start with # so Ghost keeps it internal",
-        );
-    }
-    if config.cdn_hosts.is_empty() {
-        s.invalid(
-            "instagram.cdn_hosts",
-            "is empty: list the hosts media may be downloaded from",
-        );
-    }
 }
 
 #[cfg(test)]
