@@ -6,6 +6,7 @@ use prometheus::Registry;
 
 use crate::aws::{self, AwsSetupError, RequestMetrics};
 use crate::config::Config;
+use crate::ecs_capacity::events::{EventMetrics, EventsReconciler};
 use crate::ecs_capacity::reader::CapacityReader;
 use crate::ecs_capacity::{CapacityCache, CapacityReconciler, EcsMetrics, Observer};
 use crate::instagram::{
@@ -43,6 +44,7 @@ pub enum SetupError {
 /// The loops to run, each with its schedule.
 pub struct Loops {
     pub ecs_capacity: Option<(Arc<CapacityReconciler>, Schedule)>,
+    pub ecs_events: Option<(Arc<EventsReconciler>, Schedule)>,
     pub scheduler: Option<(Arc<Scheduler>, Schedule)>,
     pub instagram: Option<(Arc<InstagramReconciler>, Schedule)>,
     /// Shared Redis client, when any loop needs one.
@@ -54,6 +56,9 @@ impl Loops {
         let mut names = Vec::new();
         if self.ecs_capacity.is_some() {
             names.push(crate::ecs_capacity::LOOP_NAME);
+        }
+        if self.ecs_events.is_some() {
+            names.push(crate::ecs_capacity::events::LOOP_NAME);
         }
         if self.scheduler.is_some() {
             names.push(crate::scheduler::LOOP_NAME);
@@ -84,6 +89,7 @@ pub async fn build(config: &Config, registry: &Registry) -> Result<Loops, SetupE
     let redis = Redis::new(&config.redis)?;
     let mut loops = Loops {
         ecs_capacity: None,
+        ecs_events: None,
         scheduler: None,
         instagram: None,
         redis: None,
@@ -100,12 +106,28 @@ pub async fn build(config: &Config, registry: &Registry) -> Result<Loops, SetupE
     );
     let cache = CapacityCache::new(redis.clone(), config.redis.seed_keys);
     loops.redis = Some(redis.clone());
-    if config.scheduler.enabled {
-        let sqs_client = aws_sdk_sqs::Client::from_conf(
-            aws_sdk_sqs::config::Builder::from(&sdk)
-                .interceptor(request_metrics.clone())
-                .build(),
+    let sqs_client = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&sdk)
+            .interceptor(request_metrics.clone())
+            .build(),
+    );
+    if let (true, Some(queue)) = (
+        config.ecs_capacity.enabled,
+        &config.ecs_capacity.events_queue,
+    ) {
+        let wait = config.ecs_capacity.events_wait;
+        let events = EventsReconciler::new(
+            sqs_client.clone(),
+            ecs_client.clone(),
+            cache.clone(),
+            queue.clone(),
+            wait,
+            EventMetrics::register(registry)?,
         );
+        let schedule = schedule(config, wait, wait + std::time::Duration::from_secs(30));
+        loops.ecs_events = Some((Arc::new(events), schedule));
+    }
+    if config.scheduler.enabled {
         let scheduler = build_scheduler(
             config,
             registry,

@@ -55,6 +55,9 @@ pub async fn run(config: Config) -> ExitCode {
     if let Some((reconciler, schedule)) = loops.ecs_capacity {
         runner.spawn(&mut tasks, reconciler, schedule, shutdown.clone());
     }
+    if let Some((reconciler, schedule)) = loops.ecs_events {
+        runner.spawn(&mut tasks, reconciler, schedule, shutdown.clone());
+    }
     if let Some((reconciler, schedule)) = loops.scheduler {
         runner.spawn(&mut tasks, reconciler, schedule, shutdown.clone());
     }

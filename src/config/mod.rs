@@ -116,6 +116,12 @@ pub struct EcsCapacityConfig {
     pub max_age: Duration,
     /// Clusters observed at the same time during one refresh.
     pub concurrency: u64,
+    /// SQS queue that EventBridge feeds with ECS state-change events; when
+    /// set, the `ecs-events` loop applies them between full refreshes.
+    pub events_queue: Option<String>,
+    /// Long-polling wait of each receive from the events queue (1 to 20 s).
+    #[serde(serialize_with = "human_duration")]
+    pub events_wait: Duration,
 }
 
 /// Serialises a duration as `check-config` and `/status` readers expect
@@ -399,7 +405,23 @@ fn read_ecs_capacity(s: &mut Settings<'_>) -> EcsCapacityConfig {
         clusters: s.value("ecs_capacity.clusters", Vec::new()),
         max_age: s.value("ecs_capacity.max_age", Duration::from_secs(120)),
         concurrency: s.value("ecs_capacity.concurrency", 8),
+        events_queue: s.optional("ecs_capacity.events_queue"),
+        events_wait: s.value("ecs_capacity.events_wait", Duration::from_secs(5)),
     };
+    if let Some(url) = &config.events_queue
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        s.invalid(
+            "ecs_capacity.events_queue",
+            format!("= {url:?} is invalid: use the SQS queue URL"),
+        );
+    }
+    if !(Duration::from_secs(1)..=Duration::from_secs(20)).contains(&config.events_wait) {
+        s.invalid(
+            "ecs_capacity.events_wait",
+            "must be from 1s to 20s, the SQS long-polling range",
+        );
+    }
     if config.interval < Duration::from_secs(1) {
         s.invalid("ecs_capacity.interval", "must be at least 1s");
     }

@@ -7,6 +7,7 @@
 //! is safe to repeat after a crash at any await.
 
 pub mod cache;
+pub mod events;
 mod metrics;
 pub mod model;
 pub mod observe;

@@ -5,6 +5,7 @@ mod cli;
 mod conformance;
 mod crash;
 mod ecs_capacity;
+mod ecs_events;
 mod ecs_fake;
 mod ecs_fake_tasks;
 mod instagram;
