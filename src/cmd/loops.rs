@@ -14,7 +14,7 @@ use crate::instagram::{
     TokenStore,
 };
 use crate::redis_client::Redis;
-use crate::runtime::Schedule;
+use crate::runtime::{Lease, Leased, Schedule};
 use crate::scheduler::{
     Intake, Launcher, Queue, Reservations, Scheduler, SchedulerMetrics, SchedulerParts, Tracker,
 };
@@ -43,10 +43,10 @@ pub enum SetupError {
 
 /// The loops to run, each with its schedule.
 pub struct Loops {
-    pub ecs_capacity: Option<(Arc<CapacityReconciler>, Schedule)>,
+    pub ecs_capacity: Option<(Arc<Leased<CapacityReconciler>>, Schedule)>,
     pub ecs_events: Option<(Arc<EventsReconciler>, Schedule)>,
     pub scheduler: Option<(Arc<Scheduler>, Schedule)>,
-    pub instagram: Option<(Arc<InstagramReconciler>, Schedule)>,
+    pub instagram: Option<(Arc<Leased<InstagramReconciler>>, Schedule)>,
     /// Shared Redis client, when any loop needs one.
     pub redis: Option<Redis>,
 }
@@ -99,6 +99,16 @@ pub async fn build(config: &Config, registry: &Registry) -> Result<Loops, SetupE
     }
     let sdk = aws::load(&config.aws).await?;
     let request_metrics = RequestMetrics::register(registry)?;
+    let leader = crate::metrics::register(
+        registry,
+        prometheus::IntGaugeVec::new(
+            prometheus::Opts::new(
+                "tend_leader",
+                "1 when this replica holds the lease of a single-writer loop (ecs-capacity, instagram).",
+            ),
+            &["loop"],
+        )?,
+    )?;
     let ecs_client = aws_sdk_ecs::Client::from_conf(
         aws_sdk_ecs::config::Builder::from(&sdk)
             .interceptor(request_metrics.clone())
@@ -155,24 +165,59 @@ pub async fn build(config: &Config, registry: &Registry) -> Result<Loops, SetupE
         );
         let reconciler = build_instagram(config, registry, &redis, s3_client)?;
         let ig = &config.instagram;
+        let leased = lease(
+            config,
+            &redis,
+            &leader,
+            reconciler,
+            crate::instagram::LOOP_NAME,
+            ig.interval,
+        );
         loops.instagram = Some((
-            Arc::new(reconciler),
+            Arc::new(leased),
             schedule(config, ig.interval, ig.pass_timeout),
         ));
     }
     let ecs = &config.ecs_capacity;
     if ecs.enabled {
         let observer = Observer::new(ecs_client, ecs.clusters.clone());
+        let capacity_lease = Lease::new(
+            redis.clone(),
+            crate::ecs_capacity::LOOP_NAME,
+            config.runtime.replica_id.clone(),
+            config.runtime.lease_ttl,
+        );
+        let fenced = cache.fenced(capacity_lease.token_key(), capacity_lease.token_handle());
         let reconciler = CapacityReconciler::new(
             observer,
-            cache,
+            fenced,
             EcsMetrics::register(registry)?,
             ecs.concurrency as usize,
         );
         let schedule = schedule(config, ecs.interval, ecs.pass_timeout);
-        loops.ecs_capacity = Some((Arc::new(reconciler), schedule));
+        let leased = Leased::new(reconciler, capacity_lease, leader.clone(), ecs.interval);
+        loops.ecs_capacity = Some((Arc::new(leased), schedule));
     }
     Ok(loops)
+}
+
+/// Wraps a single-writer loop in its leader lease.
+fn lease<R: crate::runtime::Reconciler>(
+    config: &Config,
+    redis: &Redis,
+    leader: &prometheus::IntGaugeVec,
+    reconciler: R,
+    name: &'static str,
+    interval: std::time::Duration,
+) -> Leased<R> {
+    let runtime = &config.runtime;
+    let lease = Lease::new(
+        redis.clone(),
+        name,
+        runtime.replica_id.clone(),
+        runtime.lease_ttl,
+    );
+    Leased::new(reconciler, lease, leader.clone(), interval)
 }
 
 fn build_scheduler(

@@ -29,7 +29,12 @@ pub async fn reconcile(config: Config, name: LoopName, once: bool, dry_run: bool
     };
     match name {
         LoopName::EcsCapacity => match built.ecs_capacity {
-            Some((reconciler, schedule)) => drive(&runner, reconciler, schedule, once).await,
+            Some((reconciler, schedule)) => {
+                if once {
+                    reconciler.set_wait_for_lease();
+                }
+                drive(&runner, reconciler, schedule, once).await
+            }
             None => {
                 eprintln!(
                     "tend: the ecs-capacity loop is disabled; set ecs_capacity.enabled = true (TEND_ECS_CAPACITY_ENABLED=true)"
@@ -39,8 +44,8 @@ pub async fn reconcile(config: Config, name: LoopName, once: bool, dry_run: bool
         },
         LoopName::Instagram => match built.instagram {
             Some((reconciler, schedule)) => {
-                if dry_run {
-                    reconciler.set_dry_run();
+                if once {
+                    reconciler.set_wait_for_lease();
                 }
                 let bar = indicatif::ProgressBar::new_spinner();
                 bar.set_style(
@@ -49,8 +54,14 @@ pub async fn reconcile(config: Config, name: LoopName, once: bool, dry_run: bool
                     )
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
                 );
-                reconciler.set_progress(bar.clone());
-                let code = drive(&runner, reconciler, schedule, once).await;
+                reconciler.inner().set_progress(bar.clone());
+                let code = if dry_run {
+                    // A dry run writes nothing, so it needs no lease.
+                    reconciler.inner().set_dry_run();
+                    drive_once(&runner, reconciler.inner(), &schedule).await
+                } else {
+                    drive(&runner, reconciler, schedule, once).await
+                };
                 bar.finish_and_clear();
                 code
             }
@@ -81,6 +92,7 @@ async fn drive<R: Reconciler>(
 ) -> ExitCode {
     let shutdown = CancellationToken::new();
     if !once {
+        // Standing by for a lease is the normal state of a replica here.
         let mut tasks = JoinSet::new();
         runner.spawn(&mut tasks, reconciler, schedule, shutdown.clone());
         let _ = tokio::signal::ctrl_c().await;
@@ -88,11 +100,19 @@ async fn drive<R: Reconciler>(
         while tasks.join_next().await.is_some() {}
         return ExitCode::SUCCESS;
     }
-    runner.prepare(reconciler.name(), &schedule);
+    drive_once(runner, reconciler.as_ref(), &schedule).await
+}
+
+/// Runs one pass, prints its summary and hands back held work.
+async fn drive_once<R: Reconciler>(
+    runner: &Runner,
+    reconciler: &R,
+    schedule: &Schedule,
+) -> ExitCode {
+    let shutdown = CancellationToken::new();
+    runner.prepare(reconciler.name(), schedule);
     let started = std::time::Instant::now();
-    let result = runner
-        .run_pass(reconciler.as_ref(), &schedule, &shutdown)
-        .await;
+    let result = runner.run_pass(reconciler, schedule, &shutdown).await;
     // Hand back anything the pass holds, such as messages waiting for room.
     reconciler.shutdown().await;
     match result {

@@ -83,6 +83,12 @@ pub struct RuntimeConfig {
     /// Fraction of each interval added or removed at random, so replicas and
     /// loops do not call the same APIs in lockstep.
     pub jitter: f64,
+    /// Time to live of the leader lease of single-writer loops
+    /// (ecs-capacity, instagram): a dead holder is replaced within it.
+    #[serde(serialize_with = "human_duration")]
+    pub lease_ttl: Duration,
+    /// This replica's name in leases; defaults to the host name and process id.
+    pub replica_id: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -349,7 +355,12 @@ fn read_runtime(s: &mut Settings<'_>) -> RuntimeConfig {
         backoff_initial: s.value("runtime.backoff_initial", Duration::from_secs(1)),
         backoff_max: s.value("runtime.backoff_max", Duration::from_secs(300)),
         jitter: s.value("runtime.jitter", 0.1),
+        lease_ttl: s.value("runtime.lease_ttl", Duration::from_secs(15)),
+        replica_id: s.value("runtime.replica_id", default_replica_id()),
     };
+    if runtime.lease_ttl < Duration::from_secs(1) {
+        s.invalid("runtime.lease_ttl", "must be at least 1s");
+    }
     if runtime.backoff_initial.is_zero() {
         s.invalid(
             "runtime.backoff_initial",
@@ -372,6 +383,17 @@ fn read_runtime(s: &mut Settings<'_>) -> RuntimeConfig {
         );
     }
     runtime
+}
+
+/// Host name (the pod name in Kubernetes) and process id.
+fn default_replica_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "tend".to_owned());
+    format!("{host}-{}", std::process::id())
 }
 
 fn read_log(s: &mut Settings<'_>) -> LogConfig {

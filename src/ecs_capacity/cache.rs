@@ -22,6 +22,8 @@
 //! A cluster is written by one Lua script: readers see the whole previous
 //! snapshot or the whole new one, never half, even if tend dies mid-write.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::{RedisError, Script};
@@ -30,12 +32,17 @@ use super::model::{Cluster, Instance, Summary};
 use crate::redis_client::Redis;
 
 /// Writes one cluster snapshot; see the module documentation for the keys.
-/// Returns the new generation, or -1 when `expected generation` is given and
-/// differs from the stored one (someone wrote in between).
+/// Returns the new generation, -1 when an expected generation (ARGV[3]) is
+/// given and differs from the stored one (someone wrote in between), or -2
+/// when a fencing token (ARGV[8]) is given and is not the current lease
+/// holder's (KEYS[7]): the writer lost its lease.
 const WRITE_CLUSTER: &str = r"
 local current = tonumber(redis.call('HGET', KEYS[2], 'generation') or '0')
 if ARGV[3] ~= '' and tonumber(ARGV[3]) ~= current then
   return -1
+end
+if ARGV[8] ~= '' and redis.call('GET', KEYS[7]) ~= ARGV[8] then
+  return -2
 end
 local seed = ARGV[2] == '1'
 local prefix = ARGV[4]
@@ -66,7 +73,7 @@ else
   redis.call('DEL', KEYS[4], KEYS[5])
 end
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], 'generation', current + 1, unpack(ARGV, 8))
+redis.call('HSET', KEYS[2], 'generation', current + 1, unpack(ARGV, 9))
 redis.call('SADD', KEYS[1], ARGV[1])
 return current + 1
 ";
@@ -111,6 +118,8 @@ impl CachedCluster {
 pub enum CacheError {
     #[error("Redis command failed")]
     Redis(#[from] RedisError),
+    #[error("cache write refused: this replica no longer holds the ecs-capacity lease")]
+    Fenced,
     #[error(
         "cached entry for cluster {cluster} is corrupt: {reason}; the next refresh rewrites it"
     )]
@@ -131,6 +140,8 @@ pub enum InstanceUpdate {
 pub struct CapacityCache {
     redis: Redis,
     seed_keys: bool,
+    /// Lease token key and this replica's token, when writes are fenced.
+    fence: Option<(String, Arc<AtomicU64>)>,
     write: Script,
     remove: Script,
 }
@@ -140,9 +151,18 @@ impl CapacityCache {
         Self {
             redis,
             seed_keys,
+            fence: None,
             write: Script::new(WRITE_CLUSTER),
             remove: Script::new(REMOVE_CLUSTER),
         }
+    }
+
+    /// Refuses writes unless `token` is the lease holder's token stored at
+    /// `token_key` (a replica that lost its lease cannot overwrite the new
+    /// holder's data).
+    pub fn fenced(mut self, token_key: String, token: Arc<AtomicU64>) -> Self {
+        self.fence = Some((token_key, token));
+        self
     }
 
     fn index_key(&self) -> String {
@@ -213,6 +233,14 @@ impl CapacityCache {
             .arg(serde_json::to_string(&rows).unwrap_or_default())
             .arg(summary.free_cpu)
             .arg(summary.free_memory);
+        match &self.fence {
+            Some((key, token)) => invocation
+                .key(key)
+                .arg(token.load(Ordering::Relaxed).to_string()),
+            None => invocation
+                .key(format!("{}:lease:unfenced", self.redis.prefix()))
+                .arg(""),
+        };
         for (field, value) in hash_fields(cluster, &summary, observed_at) {
             invocation.arg(field).arg(value);
         }
@@ -223,6 +251,9 @@ impl CapacityCache {
                 async move { invocation.invoke_async(&mut connection).await }
             })
             .await?;
+        if generation == -2 {
+            return Err(CacheError::Fenced);
+        }
         Ok(u64::try_from(generation).ok())
     }
 

@@ -9,6 +9,7 @@
 //! the runtime's exponential backoff with jitter, capped, decides when the
 //! next pass runs. Each pass is bounded by a timeout.
 
+mod lease;
 mod metrics;
 mod runner;
 mod status;
@@ -17,6 +18,7 @@ use std::error::Error;
 use std::future::Future;
 use std::time::Duration;
 
+pub use lease::{Lease, Leased, LeasedError};
 pub use metrics::LoopMetrics;
 pub use runner::{PassFailure, Runner, Schedule};
 pub use status::{LoopState, LoopStatus, StatusBoard};

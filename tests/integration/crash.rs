@@ -82,6 +82,7 @@ async fn kill_during_writes_keeps_cache_consistent() {
     let prefix = unique("tendcrash");
     let env = TendEnv::new(fake.endpoint(), REDIS_URL, &prefix)
         .set("TEND_ECS_CAPACITY_INTERVAL", "1s")
+        .set("TEND_RUNTIME_LEASE_TTL", "1s")
         .set("TEND_ECS_CAPACITY_CLUSTERS", &names.join(","));
 
     for round in 0..6u64 {
@@ -101,10 +102,18 @@ async fn kill_during_writes_keeps_cache_consistent() {
         check_consistent(&prefix);
     }
 
-    // A restart converges to the fake's current state.
+    // A restart converges to the fake's current state once the killed
+    // process's lease has expired.
     let tend = env.spawn_run();
-    tend.wait_ready(Duration::from_secs(60)).await;
-    assert_eq!(check_consistent(&prefix), CLUSTERS);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while check_consistent(&prefix) < CLUSTERS {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every cluster cached:\n{}",
+            tend.log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     drop(tend);
     delete_keys(&format!("{prefix}:*"));
     for name in &names {

@@ -87,6 +87,8 @@ pub fn env_for(
         ("TEND_REDIS_KEY_PREFIX", prefix),
         ("TEND_AWS_REGION", "us-east-1"),
         ("TEND_AWS_S3_FORCE_PATH_STYLE", "true"),
+        // A killed process's lease must not hold up the next run for long.
+        ("TEND_RUNTIME_LEASE_TTL", "1s"),
         ("AWS_ENDPOINT_URL_S3", &moto_endpoint()),
     ]
     .into_iter()
