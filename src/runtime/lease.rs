@@ -13,7 +13,6 @@
 //! holder's cache writes). A holder that dies or loses Redis is replaced
 //! within one time to live.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -220,14 +219,12 @@ impl<R: Reconciler> Leased<R> {
 
     /// Renews the lease every third of its time to live; returns when a
     /// renewal fails or finds the lease held by another replica.
-    fn keep_renewed(&self) -> impl Future<Output = ()> + Send + '_ {
-        async move {
-            loop {
-                tokio::time::sleep(self.lease.ttl / 3).await;
-                match self.lease.acquire().await {
-                    Ok(true) => {}
-                    Ok(false) | Err(_) => return,
-                }
+    async fn keep_renewed(&self) {
+        loop {
+            tokio::time::sleep(self.lease.ttl / 3).await;
+            match self.lease.acquire().await {
+                Ok(true) => {}
+                Ok(false) | Err(_) => return,
             }
         }
     }
