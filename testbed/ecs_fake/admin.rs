@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::admin_tasks;
+use crate::events::admin as events_admin;
 use crate::fake::{Fake, Fault};
 use crate::fields::Fields;
 use crate::ops::{instance_json, is_operation};
@@ -70,7 +71,19 @@ pub fn handle(fake: &mut Fake, method: &str, path: &str, body: &[u8]) -> AdminRe
         ("POST", "/_fake/tasks/config") => {
             parse_json(body).and_then(|config| admin_tasks::configure(fake, &config))
         }
-        (_, known) if PATHS.contains(&known) => {
+        ("POST", "/_fake/events") => {
+            parse_json(body).and_then(|target| events_admin::set_target(fake, &target))
+        }
+        ("GET", "/_fake/events") => Ok(fake.outbox.status_json()),
+        ("POST", "/_fake/events/drop") => {
+            parse_json(body).and_then(|count| events_admin::drop_next(fake, &count))
+        }
+        ("POST", "/_fake/events/duplicate") => {
+            parse_json(body).and_then(|count| events_admin::duplicate_next(fake, &count))
+        }
+        ("POST", "/_fake/events/hold") => Ok(events_admin::hold(fake)),
+        ("POST", "/_fake/events/release") => Ok(events_admin::release(fake)),
+        (_, known) if PATHS.contains(&known) || events_admin::PATHS.contains(&known) => {
             return AdminReply::error(405, format!("method {method} is not allowed on {path}"));
         }
         _ => return AdminReply::error(404, format!("no admin endpoint at {path}")),
@@ -176,7 +189,11 @@ fn update_instance(fake: &mut Fake, body: &Value) -> Result<Value, String> {
         format!("container_instance: no instance {instance_ref:?} in cluster {cluster_ref:?}")
     })?;
     apply_update(instance, &update)?;
-    Ok(json!({ "containerInstance": instance_json(instance) }))
+    let reply = json!({ "containerInstance": instance_json(instance) });
+    let instance_seq = instance.seq;
+    let cluster_seq = cluster.seq;
+    fake.state.record_instance_change(cluster_seq, instance_seq);
+    Ok(reply)
 }
 
 fn apply_update(instance: &mut ContainerInstance, update: &InstanceUpdate) -> Result<(), String> {

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use crate::events::{self, outbox::Outbox};
 use crate::state::State;
 use crate::tasks::TaskTiming;
 
@@ -36,26 +37,45 @@ pub struct Fake {
     pub staged_run_task_failure: Option<StagedFailure>,
     /// Timing of tasks placed from now on.
     pub task_timing: TaskTiming,
+    /// Event destination, test switches and counters.
+    pub outbox: Outbox,
 }
 
 impl Fake {
-    pub fn new(state: State, task_timing: TaskTiming) -> Self {
-        Self {
+    pub fn new(state: State, task_timing: TaskTiming, outbox: Outbox) -> Self {
+        let mut fake = Self {
             state,
             calls: BTreeMap::new(),
             faults: BTreeMap::new(),
             staged_run_task_failure: None,
             task_timing,
-        }
+            outbox,
+        };
+        fake.flush_events();
+        fake
     }
 
-    /// Empties the state, the call counts, the faults and the staged
-    /// failures. The task timing stays.
+    /// Empties the state, the call counts, the faults, the staged failures
+    /// and the event switches. The task timing, the events queue and the
+    /// event counters stay.
     pub fn reset(&mut self) {
         self.state = State::new(&self.state.region, &self.state.account);
         self.calls.clear();
         self.faults.clear();
         self.staged_run_task_failure = None;
+        self.outbox.reset_switches();
+    }
+
+    /// Moves the events that the current request recorded to the outbox,
+    /// then turns recording on or off to match whether a queue is set.
+    /// The server calls this at the end of every request, under the lock,
+    /// so events leave in the order the changes happened.
+    pub fn flush_events(&mut self) {
+        for event in self.state.journal.take() {
+            let body = events::envelope(&self.state.region, &self.state.account, &event);
+            self.outbox.enqueue(event.resource_arn, body);
+        }
+        self.state.journal.set_enabled(self.outbox.is_enabled());
     }
 
     /// Consumes one use of the fault queued for `operation`, if any.

@@ -10,6 +10,7 @@
 
 mod admin;
 mod admin_tasks;
+mod events;
 mod fake;
 mod fields;
 mod ops;
@@ -31,7 +32,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::events::outbox::{Outbox, Target};
 use crate::fake::Fake;
+use crate::server::SharedFake;
 use crate::state::State;
 use crate::tasks::TaskTiming;
 
@@ -67,6 +70,16 @@ struct Args {
     /// stops, such as `5m`. Without it tasks run until StopTask.
     #[arg(long, value_parser = humantime::parse_duration)]
     task_run_time: Option<Duration>,
+
+    /// SQS queue URL that receives an EventBridge event for every container
+    /// instance and task change. Needs --sqs-endpoint.
+    #[arg(long, requires = "sqs_endpoint")]
+    events_queue_url: Option<String>,
+
+    /// SQS endpoint that events are sent to, such as moto's
+    /// `http://127.0.0.1:PORT`. Also the default for `POST /_fake/events`.
+    #[arg(long)]
+    sqs_endpoint: Option<String>,
 }
 
 fn parse_account(text: &str) -> Result<String, String> {
@@ -92,7 +105,11 @@ async fn run(args: Args) -> Result<(), String> {
         start_delay: args.task_start_delay,
         run_time: args.task_run_time,
     };
-    let fake = Arc::new(Mutex::new(Fake::new(state, timing)));
+    let target = events_target(&args)?;
+    let (outbox, receiver) = Outbox::new(target, args.sqs_endpoint.clone());
+    let sender = tokio::spawn(events::sender::run(receiver, Arc::clone(&outbox.counters)));
+    let fake = Arc::new(Mutex::new(Fake::new(state, timing, outbox)));
+    let ticker = tokio::spawn(advance_while_sending(Arc::clone(&fake)));
 
     let (listener, address) = serve::bind(args.listen).await?;
     // The handlers are installed before the address is announced, so a
@@ -101,12 +118,57 @@ async fn run(args: Args) -> Result<(), String> {
     serve::announce(address)?;
     tracing::info!(%address, region = %args.region, account = %args.account, "ECS fake started");
 
+    let serving = Arc::clone(&fake);
     serve::serve(listener, shutdown, move |request| {
-        server::respond(Arc::clone(&fake), request)
+        server::respond(Arc::clone(&serving), request)
     })
     .await;
+    ticker.abort();
+    drain_events(&fake, sender).await;
     tracing::info!("ECS fake stopped");
     Ok(())
+}
+
+/// Returns the events queue and SQS endpoint that the flags set, if any.
+fn events_target(args: &Args) -> Result<Option<Target>, String> {
+    let Some(queue_url) = &args.events_queue_url else {
+        return Ok(None);
+    };
+    let target = events::admin::target(queue_url, args.sqs_endpoint.as_deref())
+        .map_err(|error| format!("invalid --events-queue-url or --sqs-endpoint: {error}"))?;
+    Ok(Some(target))
+}
+
+/// How often task starts and exits are applied while events are on.
+const EVENT_TICK: Duration = Duration::from_millis(100);
+/// Maximum wait at shutdown for the sender to send the queued events.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Applies due task starts and exits every `EVENT_TICK` while an events
+/// queue is set. Without events the fake needs no timer, because every
+/// request applies them first, but an event consumer may send no request.
+async fn advance_while_sending(fake: SharedFake) {
+    let mut interval = tokio::time::interval(EVENT_TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let mut guard = server::lock(&fake);
+        if guard.outbox.is_enabled() {
+            guard.advance_tasks();
+            guard.flush_events();
+        }
+    }
+}
+
+/// Closes the event channel and waits for the sender to send what is
+/// queued, for at most `DRAIN_TIMEOUT`.
+async fn drain_events(fake: &SharedFake, sender: tokio::task::JoinHandle<()>) {
+    server::lock(fake).outbox.close();
+    match tokio::time::timeout(DRAIN_TIMEOUT, sender).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(%error, "event sender failed"),
+        Err(_) => tracing::warn!(timeout = ?DRAIN_TIMEOUT, "stopped before all events were sent"),
+    }
 }
 
 fn load_seed(state: &mut State, path: &Path) -> Result<(), String> {

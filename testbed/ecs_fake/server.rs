@@ -32,7 +32,10 @@ pub async fn respond(fake: SharedFake, request: Request<Incoming>) -> Response<F
 
     let path = parts.uri.path();
     if path.starts_with("/_fake/") {
-        let reply = admin::handle(&mut lock(&fake), parts.method.as_str(), path, &body);
+        let mut guard = lock(&fake);
+        let reply = admin::handle(&mut guard, parts.method.as_str(), path, &body);
+        guard.flush_events();
+        drop(guard);
         return json_response(reply.status, "application/json", &reply.body);
     }
     if parts.method == Method::POST && path == "/" {
@@ -51,7 +54,10 @@ pub async fn respond(fake: SharedFake, request: Request<Incoming>) -> Response<F
 
 /// Runs one ECS operation and wraps its result in an awsJson1_1 response.
 fn aws_response(fake: &SharedFake, target: Option<&str>, body: &[u8]) -> Response<Full<Bytes>> {
-    let result = ops::dispatch(&mut lock(fake), target, body);
+    let mut guard = lock(fake);
+    let result = ops::dispatch(&mut guard, target, body);
+    guard.flush_events();
+    drop(guard);
     let request_id = protocol::request_id();
     let (status, output, error_type) = match result {
         Ok(output) => (200, output, None),
@@ -86,6 +92,6 @@ fn json_response(status: u16, content_type: &'static str, body: &Value) -> Respo
 
 /// Locks the state. A handler that panicked leaves the lock poisoned, and
 /// the fake keeps serving with whatever state the handler left.
-fn lock(fake: &SharedFake) -> MutexGuard<'_, Fake> {
+pub fn lock(fake: &SharedFake) -> MutexGuard<'_, Fake> {
     fake.lock().unwrap_or_else(PoisonError::into_inner)
 }

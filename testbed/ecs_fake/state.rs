@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::events::Journal;
 use crate::task_definitions::TaskDefinition;
 use crate::tasks::{ClientTokenRecord, Task};
 
@@ -227,6 +228,8 @@ pub struct State {
     pub tasks: BTreeMap<u64, Task>,
     /// RunTask requests that placed tasks, keyed by their `clientToken`.
     pub client_tokens: BTreeMap<String, ClientTokenRecord>,
+    /// Events recorded by the current request.
+    pub journal: Journal,
     next_cluster_seq: u64,
     next_instance_seq: u64,
     next_task_seq: u64,
@@ -241,6 +244,7 @@ impl State {
             task_definitions: BTreeMap::new(),
             tasks: BTreeMap::new(),
             client_tokens: BTreeMap::new(),
+            journal: Journal::default(),
             next_cluster_seq: 1,
             next_instance_seq: 1,
             next_task_seq: 1,

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
+use crate::events::Journal;
 use crate::state::{Cluster, ContainerInstance, State};
 
 /// `stoppedReason` of a task whose run time has passed.
@@ -194,7 +195,9 @@ impl State {
             stopped_reason: None,
             stop_code: None,
         };
+        self.journal.record_task(&task);
         self.tasks.insert(seq, task);
+        self.record_instance_change(cluster_seq, instance_seq);
         seq
     }
 
@@ -203,28 +206,32 @@ impl State {
     /// the times at which each was due.
     pub fn advance_tasks(&mut self, now: SystemTime) {
         let State {
-            tasks, clusters, ..
+            tasks,
+            clusters,
+            journal,
+            ..
         } = self;
         for task in tasks.values_mut().filter(|task| !task.is_stopped()) {
             if task.last_status == TaskStatus::Pending && task.starts_at <= now {
                 task.last_status = TaskStatus::Running;
                 task.started_at = Some(task.starts_at);
                 task.version += 1;
+                journal.record_task(task);
                 if let Some(instance) = task_instance(clusters, task) {
                     instance.pending_tasks = instance.pending_tasks.saturating_sub(1);
                     instance.running_tasks += 1;
                     instance.bump_version();
+                    journal.record_instance(&task.cluster_arn, instance);
                 }
             }
             if let Some(exits_at) = task.exits_at().filter(|exits_at| *exits_at <= now) {
                 let reason = Some(EXITED_REASON.to_owned());
-                stop(
-                    clusters,
-                    task,
-                    exits_at,
-                    StopCode::EssentialContainerExited,
+                let stop = Stop {
+                    at: exits_at,
+                    code: StopCode::EssentialContainerExited,
                     reason,
-                );
+                };
+                stop_one(clusters, journal, task, stop);
             }
         }
     }
@@ -233,28 +240,36 @@ impl State {
     /// so its resources return to the instance only once.
     pub fn stop_task(&mut self, seq: u64, reason: Option<String>) {
         let State {
-            tasks, clusters, ..
+            tasks,
+            clusters,
+            journal,
+            ..
         } = self;
         if let Some(task) = tasks.get_mut(&seq) {
-            stop(
-                clusters,
-                task,
-                SystemTime::now(),
-                StopCode::UserInitiated,
+            let stop = Stop {
+                at: SystemTime::now(),
+                code: StopCode::UserInitiated,
                 reason,
-            );
+            };
+            stop_one(clusters, journal, task, stop);
         }
     }
 }
 
-/// Marks a task STOPPED and returns its CPU and memory to its instance,
-/// unless it is already stopped.
-fn stop(
-    clusters: &mut BTreeMap<u64, Cluster>,
-    task: &mut Task,
+/// When and why a task stops.
+struct Stop {
     at: SystemTime,
     code: StopCode,
     reason: Option<String>,
+}
+
+/// Marks a task STOPPED and returns its CPU and memory to its instance,
+/// unless it is already stopped, and records both changes as events.
+fn stop_one(
+    clusters: &mut BTreeMap<u64, Cluster>,
+    journal: &mut Journal,
+    task: &mut Task,
+    stop: Stop,
 ) {
     if task.is_stopped() {
         return;
@@ -262,10 +277,11 @@ fn stop(
     let was = task.last_status;
     task.last_status = TaskStatus::Stopped;
     task.desired_status = TaskStatus::Stopped;
-    task.stopped_at = Some(at);
-    task.stop_code = Some(code);
-    task.stopped_reason = reason;
+    task.stopped_at = Some(stop.at);
+    task.stop_code = Some(stop.code);
+    task.stopped_reason = stop.reason;
     task.version += 1;
+    journal.record_task(task);
 
     let Some(instance) = task_instance(clusters, task) else {
         return;
@@ -280,6 +296,7 @@ fn stop(
         _ => instance.running_tasks = instance.running_tasks.saturating_sub(1),
     }
     instance.bump_version();
+    journal.record_instance(&task.cluster_arn, instance);
 }
 
 fn task_instance<'a>(

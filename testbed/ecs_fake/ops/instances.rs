@@ -59,7 +59,10 @@ pub fn register(state: &mut State, input: Value) -> Result<Value, AwsError> {
     let cluster = active_cluster_mut(state, input.cluster.as_deref())?;
 
     if let Some(arn) = &input.container_instance_arn {
-        return reregister(cluster, arn, registered);
+        let cluster_seq = cluster.seq;
+        let (reply, instance_seq) = reregister(cluster, arn, registered)?;
+        state.record_instance_change(cluster_seq, instance_seq);
+        return Ok(reply);
     }
 
     let mut new = NewInstance::new(registered);
@@ -74,12 +77,18 @@ pub fn register(state: &mut State, input: Value) -> Result<Value, AwsError> {
     let seq = state.insert_instance(cluster_seq, new);
     let instance = &state.clusters[&cluster_seq].instances[&seq];
     tracing::info!(arn = %instance.arn, "registered container instance");
-    Ok(json!({ "containerInstance": instance_json(instance) }))
+    let reply = json!({ "containerInstance": instance_json(instance) });
+    state.record_instance_change(cluster_seq, seq);
+    Ok(reply)
 }
 
 /// Replaces the registered resources of an existing instance and keeps the
-/// amounts its tasks use.
-fn reregister(cluster: &mut Cluster, arn: &str, registered: Resources) -> Result<Value, AwsError> {
+/// amounts its tasks use. Returns the reply and the instance's `seq`.
+fn reregister(
+    cluster: &mut Cluster,
+    arn: &str,
+    registered: Resources,
+) -> Result<(Value, u64), AwsError> {
     let Some(instance) = cluster.find_instance_mut(arn) else {
         return Err(AwsError::invalid_parameter(format!(
             "Container instance {arn} not found."
@@ -98,7 +107,8 @@ fn reregister(cluster: &mut Cluster, arn: &str, registered: Resources) -> Result
     instance.remaining.memory = (registered.memory - used_memory).max(0);
     instance.registered = registered;
     instance.bump_version();
-    Ok(json!({ "containerInstance": instance_json(instance) }))
+    let reply = json!({ "containerInstance": instance_json(instance) });
+    Ok((reply, instance.seq))
 }
 
 fn registered_resources(total: Vec<ResourceInput>) -> Result<Resources, AwsError> {
@@ -192,7 +202,11 @@ pub fn deregister(state: &mut State, input: Value) -> Result<Value, AwsError> {
     instance.status = InstanceStatus::Inactive;
     instance.bump_version();
     tracing::info!(arn = %instance.arn, "deregistered container instance");
-    Ok(json!({ "containerInstance": instance_json(instance) }))
+    let reply = json!({ "containerInstance": instance_json(instance) });
+    let instance_seq = instance.seq;
+    let cluster_seq = cluster.seq;
+    state.record_instance_change(cluster_seq, instance_seq);
+    Ok(reply)
 }
 
 #[derive(Deserialize)]
@@ -226,6 +240,7 @@ pub fn update_state(state: &mut State, input: Value) -> Result<Value, AwsError> 
     let (region, account) = (state.region.clone(), state.account.clone());
     let cluster = active_cluster_mut(state, input.cluster.as_deref())?;
     let mut updated = Vec::new();
+    let mut changed = Vec::new();
     let mut failures = Vec::new();
     for reference in &input.container_instances {
         let found = cluster
@@ -239,8 +254,13 @@ pub fn update_state(state: &mut State, input: Value) -> Result<Value, AwsError> 
         if instance.status != status {
             instance.status = status;
             instance.bump_version();
+            changed.push(instance.seq);
         }
         updated.push(instance_json(instance));
+    }
+    let cluster_seq = cluster.seq;
+    for instance_seq in changed {
+        state.record_instance_change(cluster_seq, instance_seq);
     }
     Ok(json!({ "containerInstances": updated, "failures": failures }))
 }

@@ -17,7 +17,7 @@ use crate::protocol::{self, AwsError, code, decode_page_token, encode_page_token
 use crate::state::{Cluster, ClusterStatus, State};
 
 pub use clusters::validate_cluster_name;
-pub use shapes::instance_json;
+pub use shapes::{instance_json, task_json};
 
 /// Function that runs one operation: it takes the parsed JSON request body
 /// and returns the JSON response body. It runs under the state lock, so it

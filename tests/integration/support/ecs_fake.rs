@@ -76,6 +76,19 @@ pub struct InstanceUpdate {
     pub pending_tasks: Option<u32>,
 }
 
+/// Reply of `GET /_fake/events`: event counts since the fake started, the
+/// number of held events and the queue events go to.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventCounters {
+    pub sent: u64,
+    pub dropped: u64,
+    pub duplicated: u64,
+    pub failed: u64,
+    /// Events that the hold switch keeps back now.
+    pub held: u64,
+    pub queue_url: Option<String>,
+}
+
 /// Returns the CPU and MEMORY values of an instance's resource list.
 pub fn cpu_and_memory(resources: &[Resource]) -> (i32, i32) {
     let value = |name: &str| {
@@ -300,6 +313,50 @@ impl FakeEcs {
     pub async fn inject_fault(&self, operation: &str, code: &str, count: u32) {
         let fault = serde_json::json!({ "operation": operation, "error": code, "count": count });
         self.admin_post_ok("/_fake/faults", &fault).await;
+    }
+
+    /// Sends an event for every instance and task change to `queue_url`
+    /// through the SQS endpoint `sqs_endpoint`, such as moto's URL.
+    pub async fn set_events_queue(&self, queue_url: &str, sqs_endpoint: &str) {
+        let body = serde_json::json!({ "queue_url": queue_url, "endpoint": sqs_endpoint });
+        self.admin_post_ok("/_fake/events", &body).await;
+    }
+
+    /// Stops sending events.
+    pub async fn clear_events_queue(&self) {
+        let body = serde_json::json!({ "queue_url": null });
+        self.admin_post_ok("/_fake/events", &body).await;
+    }
+
+    /// Drops the next `count` events, as a lost event.
+    pub async fn drop_events(&self, count: u32) {
+        let body = serde_json::json!({ "count": count });
+        self.admin_post_ok("/_fake/events/drop", &body).await;
+    }
+
+    /// Sends the next `count` events twice, as a duplicate delivery.
+    pub async fn duplicate_events(&self, count: u32) {
+        let body = serde_json::json!({ "count": count });
+        self.admin_post_ok("/_fake/events/duplicate", &body).await;
+    }
+
+    /// Holds events back until `release_events`.
+    pub async fn hold_events(&self) {
+        self.admin_post_ok("/_fake/events/hold", &Value::Null).await;
+    }
+
+    /// Sends the held events newest first, as an out-of-order delivery,
+    /// and returns how many it released.
+    pub async fn release_events(&self) -> u64 {
+        let reply = self
+            .admin_post_ok("/_fake/events/release", &Value::Null)
+            .await;
+        reply["released"].as_u64().expect("no released count")
+    }
+
+    pub async fn event_counters(&self) -> EventCounters {
+        let reply = self.admin_get("/_fake/events").await;
+        serde_json::from_value(reply).expect("unexpected events reply")
     }
 
     /// Changes one container instance and returns it in the ECS JSON shape.
