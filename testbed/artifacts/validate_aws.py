@@ -35,6 +35,8 @@ ACTIONS = {
     ("sqs", "receive_message"): ["sqs:ReceiveMessage"],
     ("sqs", "change_message_visibility"): ["sqs:ChangeMessageVisibility"],
     ("sqs", "delete_message"): ["sqs:DeleteMessage"],
+    # A batch delete is authorised by the DeleteMessage permission.
+    ("sqs", "delete_message_batch"): ["sqs:DeleteMessage"],
     ("sqs", "send_message"): ["sqs:SendMessage"],
     ("sqs", "get_queue_attributes"): ["sqs:GetQueueAttributes"],
     ("s3", "list_objects_v2"): ["s3:ListBucket"],
