@@ -163,3 +163,73 @@ async fn events_applied_in_version_order() {
     capacity.reconcile(&CancellationToken::new()).await.unwrap();
     assert_eq!(memory().await, 3000);
 }
+
+#[tokio::test]
+async fn run_follows_fake_events_between_refreshes() {
+    let fake = FakeEcs::start().await;
+    let name = unique("events-run");
+    let reply = fake
+        .seed(&json!({"clusters": [{"name": name, "instance_groups": [{"cpu": 2048, "memory": 4096}]}]}))
+        .await;
+    let instance_arn = reply.clusters[0].instances[0].arn.clone();
+    let sqs = sqs_client();
+    let queue = sqs
+        .create_queue()
+        .queue_name(unique("ecs-events"))
+        .send()
+        .await
+        .unwrap();
+    let queue_url = queue.queue_url().unwrap().to_owned();
+    fake.set_events_queue(&queue_url, &crate::support::env::moto_endpoint())
+        .await;
+    let prefix = unique("tendevents");
+    // A full refresh every 10 minutes: only events can update the cache here.
+    let env = crate::support::tend::TendEnv::new(
+        fake.endpoint(),
+        crate::support::env::REDIS_URL,
+        &prefix,
+    )
+    .set(
+        "AWS_ENDPOINT_URL_SQS",
+        &crate::support::env::moto_endpoint(),
+    )
+    .set("TEND_ECS_CAPACITY_INTERVAL", "10m")
+    .set("TEND_ECS_CAPACITY_MAX_AGE", "20m")
+    .set("TEND_ECS_CAPACITY_EVENTS_QUEUE", &queue_url)
+    .set("TEND_ECS_CAPACITY_EVENTS_WAIT", "2s");
+    let tend = env.spawn_run();
+    tend.wait_ready(Duration::from_secs(30)).await;
+
+    let update = InstanceUpdate {
+        remaining_memory: Some(1234),
+        ..InstanceUpdate::default()
+    };
+    fake.update_instance(&name, &instance_arn, &update).await;
+    let mut config = crate::support::env::redis_config(crate::support::env::REDIS_URL);
+    config.key_prefix = prefix.clone();
+    let reader = CapacityReader::new(
+        CapacityCache::new(tend::redis_client::Redis::new(&config).unwrap(), true),
+        Duration::from_secs(3600),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let cached = reader.cluster(&name).await.unwrap();
+        if cached.cluster.instances[0].remaining_memory == 1234 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "event not applied:\n{}",
+            tend.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, metrics) = tend.get("/metrics").await;
+    assert!(
+        metrics.contains("tend_ecs_events_total{result=\"applied\"}"),
+        "{metrics}"
+    );
+    drop(tend);
+    crate::support::env::delete_keys(&format!("{prefix}:*"));
+    crate::support::env::delete_keys(&format!("*cluster/{name}*"));
+}
