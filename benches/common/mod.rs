@@ -51,6 +51,8 @@ impl Fake {
     }
 
     /// Returns the JSON reply of an admin path such as `/_fake/calls`.
+    // Not every bench reads admin state.
+    #[allow(dead_code)]
     pub async fn get(&self, path: &str) -> Value {
         reqwest::get(format!("{}{path}", self.endpoint))
             .await
