@@ -289,7 +289,7 @@ async fn redelivered_message_launches_once() {
 }
 
 #[tokio::test]
-async fn two_replicas_never_oversubscribe() {
+async fn three_replicas_never_oversubscribe() {
     let fake = FakeEcs::start().await;
     let cluster = unique("replicas");
     fake.seed(&json!({"clusters": [{"name": cluster, "instance_groups": [{"count": 2, "cpu": 2048, "memory": 512}]}]}))
@@ -299,6 +299,7 @@ async fn two_replicas_never_oversubscribe() {
     let prefix = unique("tendrep");
     let first = Harness::new(fake.endpoint(), &queues, &prefix, &Options::default());
     let second = Harness::new(fake.endpoint(), &queues, &prefix, &Options::default());
+    let third = Harness::new(fake.endpoint(), &queues, &prefix, &Options::default());
     for _ in 0..20 {
         queues
             .send(0, &request(&cluster, "rep-worker", 100, "rep"))
@@ -306,14 +307,19 @@ async fn two_replicas_never_oversubscribe() {
     }
     first.refresh().await;
     for _ in 0..6 {
-        let (a, b) = tokio::join!(first.round(), second.round());
+        let (a, b, c) = tokio::join!(first.round(), second.round(), third.round());
         a.expect("first replica's round succeeds");
         b.expect("second replica's round succeeds");
+        c.expect("third replica's round succeeds");
     }
     // Two instances of 512 MiB hold exactly ten 100 MiB tasks.
     assert_eq!(fake_tasks(&fake).await.len(), 10);
-    let rejected = first.sample("tend_scheduler_rejections_total{reason=\"RESOURCE:MEMORY\"}")
-        + second.sample("tend_scheduler_rejections_total{reason=\"RESOURCE:MEMORY\"}");
+    let rejected: f64 = [&first, &second, &third]
+        .iter()
+        .map(|replica| {
+            replica.sample("tend_scheduler_rejections_total{reason=\"RESOURCE:MEMORY\"}")
+        })
+        .sum();
     assert_eq!(rejected, 0.0, "a replica tried room the other had taken");
     assert_eq!(run_task_calls(&fake).await, 10);
     first.cleanup();
