@@ -63,6 +63,11 @@ pids+=("$GHOST_PID")
 curl -sf -X PUT "$MOTO_ENDPOINT/tend-archive" \
   -H 'Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0' >/dev/null || true
 
+# Its own Redis key prefix, emptied at start, so state left by an earlier
+# run (a stale cache, a refreshed token of another fake) plays no part.
+export TEND_REDIS_KEY_PREFIX="${TEND_REDIS_KEY_PREFIX:-tend-playground}"
+redis-cli -h 127.0.0.1 -p 6379 --scan --pattern "$TEND_REDIS_KEY_PREFIX:*" | xargs -r redis-cli -h 127.0.0.1 -p 6379 del >/dev/null
+
 export AWS_ENDPOINT_URL="$MOTO_ENDPOINT" AWS_ENDPOINT_URL_ECS="$ecs_url"
 export TEND_AWS_S3_FORCE_PATH_STYLE=true
 export TEND_INSTAGRAM_ENABLED=true TEND_INSTAGRAM_ACCESS_TOKEN=IGAAplayground
@@ -100,6 +105,9 @@ curl -sf -X POST "$MOTO_ENDPOINT/" \
   --data-urlencode "Action=SendMessage" --data-urlencode "QueueUrl=$normal" \
   --data-urlencode 'MessageBody={"cluster":"web","task_definition":"report","count":11}' >/dev/null
 
+# Every setting above, for running tend commands by hand in another shell.
+export -p | grep -E ' (AWS_[A-Z_]+|TEND_[A-Z_]+)=' >"$state/env.sh"
+
 cat <<TXT
 
 tend playground
@@ -108,6 +116,8 @@ tend playground
   Redis:                                             redis://127.0.0.1:6379
   Instagram fake (12 generated media items):         $instagram_url
   Ghost blog (the posts tend publishes):             $GHOST_URL/
+
+In another shell, first: source $state/env.sh   (the playground's settings)
 
 Look at:
   curl -s http://127.0.0.1:$port/metrics | grep ^tend_ecs

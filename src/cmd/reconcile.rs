@@ -12,6 +12,12 @@ use crate::config::Config;
 use crate::runtime::{LoopMetrics, Reconciler, Runner, Schedule, StatusBoard, error_chain};
 
 pub async fn reconcile(config: Config, name: LoopName, once: bool, dry_run: bool) -> ExitCode {
+    if dry_run && name != LoopName::Instagram {
+        eprintln!(
+            "tend: --dry-run is only available for the instagram loop; drop it to run a real pass"
+        );
+        return ExitCode::from(super::EXIT_CONFIG);
+    }
     let registry = prometheus::Registry::new();
     let built = match loops::build(&config, &registry).await {
         Ok(built) => built,

@@ -235,7 +235,12 @@ pub enum ConfigError {
     },
     #[error("config file {path} is not valid TOML: {message}")]
     Syntax { path: String, message: String },
-    #[error("invalid configuration ({} problems):\n{}", .0.len(), format_problems(.0))]
+    #[error(
+        "invalid configuration ({} {}):\n{}",
+        .0.len(),
+        if .0.len() == 1 { "problem" } else { "problems" },
+        format_problems(.0)
+    )]
     Invalid(Vec<String>),
 }
 

@@ -188,7 +188,7 @@ impl Runner {
                 loop = name,
                 consecutive_failures = failures,
                 error = %failure,
-                "pass failed; retrying with backoff"
+                "pass failed"
             ),
         }
     }
