@@ -410,17 +410,7 @@ async fn sigterm_returns_held_requests_at_once() {
     let exit = tend.terminate(Duration::from_secs(15));
     assert!(exit.success(), "{exit:?}\n{}", tend.log());
     // Visible again at once, not after the 120 s visibility timeout.
-    let visible = queues
-        .client
-        .get_queue_attributes()
-        .queue_url(&queues.urls[0])
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-        .send()
-        .await
-        .unwrap();
-    let count = &visible.attributes().unwrap()
-        [&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages];
-    assert_eq!(count, "1", "{}", tend.log());
+    assert_eq!(queues.visible(0).await, 1, "{}", tend.log());
     assert!(
         tend.log().contains("held request returned to its queue"),
         "{}",

@@ -155,18 +155,7 @@ async fn nothing_received_without_capacity() {
     harness.round().await.expect("round succeeds");
 
     // The full cluster leaves the request in SQS, visible to everyone.
-    let visible = queues
-        .client
-        .get_queue_attributes()
-        .queue_url(&queues.urls[0])
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-        .send()
-        .await
-        .unwrap();
-    let count = visible.attributes().unwrap()
-        [&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages]
-        .clone();
-    assert_eq!(count, "1");
+    assert_eq!(queues.visible(0).await, 1);
     let queue = tend::scheduler::Queue::from_url(&queues.urls[0]).name;
     let held = format!("tend_scheduler_held_requests{{queue=\"{queue}\"}}");
     assert!(

@@ -114,6 +114,23 @@ impl Queues {
         }
     }
 
+    /// Visible messages of queue `priority` (not counting in-flight ones).
+    pub async fn visible(&self, priority: usize) -> i64 {
+        let reply = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.urls[priority])
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .expect("GetQueueAttributes");
+        reply
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Visible plus in-flight messages of queue `priority`.
     pub async fn total(&self, priority: usize) -> i64 {
         let reply = self
