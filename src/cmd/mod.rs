@@ -28,6 +28,9 @@ pub fn main(cli: Cli) -> ExitCode {
         return check_config(&config);
     }
     init_logging(&config);
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -90,6 +93,9 @@ async fn healthcheck(config: &Config, url: Option<String>) -> ExitCode {
 }
 
 fn check_config(config: &Config) -> ExitCode {
+    for warning in &config.warnings {
+        eprintln!("tend: warning: {warning}");
+    }
     println!("configuration is valid; effective values (secrets masked):");
     match serde_json::to_string_pretty(config) {
         Ok(text) => println!("{text}"),

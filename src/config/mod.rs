@@ -38,6 +38,10 @@ pub struct Config {
     pub ecs_capacity: EcsCapacityConfig,
     pub scheduler: SchedulerConfig,
     pub instagram: InstagramConfig,
+    /// Problems worth a warning that do not stop tend, such as a config
+    /// file with secrets that other users can read.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -265,8 +269,11 @@ impl Config {
             None => (toml::Table::new(), "(no config file)".to_owned()),
         };
         let mut settings = Settings::new(table, label, env);
-        let config = Self::read(&mut settings);
+        let mut config = Self::read(&mut settings);
         let problems = settings.finish(OTHER_VARIABLES);
+        if let Some(path) = path {
+            config.warnings.extend(exposed_secrets(path));
+        }
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -292,8 +299,36 @@ impl Config {
             ecs_capacity: read_ecs_capacity(s),
             scheduler: read_scheduler(s),
             instagram: read_instagram(s),
+            warnings: Vec::new(),
         }
     }
+}
+
+/// Warns when the file at `path` sets a secret and other users may read it.
+fn exposed_secrets(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    if mode & 0o044 == 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    let table = text.parse::<toml::Table>().ok()?;
+    let set = |section: &str, key: &str| table.get(section).and_then(|t| t.get(key)).is_some();
+    let redis_password = table
+        .get("redis")
+        .and_then(|t| t.get("url"))
+        .and_then(|v| v.as_str())
+        .is_some_and(|url| RedisUrl::new(url).redacted() != url);
+    let secrets =
+        set("instagram", "access_token") || set("instagram", "ghost_admin_key") || redis_password;
+    secrets.then(|| {
+        format!(
+            "config file {} contains secrets and is readable by other users (mode {:o}); \
+             run chmod 600 on it, or pass the secrets as TEND_* variables from a secret store",
+            path.display(),
+            mode & 0o777
+        )
+    })
 }
 
 fn read_redis(s: &mut Settings<'_>) -> RedisConfig {
@@ -518,6 +553,30 @@ mod tests {
         assert_eq!(url.to_string(), "redis://user:***@cache:6379/0");
         assert!(!format!("{url:?}").contains("hunter2"));
         assert!(!serde_json::to_string(&url).unwrap().contains("hunter2"));
+    }
+
+    #[test]
+    fn readable_secrets_warned() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tend.toml");
+        std::fs::write(&path, "[instagram]\naccess_token = \"IGAAsecret\"\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let config = Config::load(Some(&path), &BTreeMap::new()).unwrap();
+        assert_eq!(config.warnings.len(), 1);
+        assert!(
+            config.warnings[0].contains("chmod 600"),
+            "{:?}",
+            config.warnings
+        );
+        assert!(!config.warnings[0].contains("IGAAsecret"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(
+            Config::load(Some(&path), &BTreeMap::new())
+                .unwrap()
+                .warnings
+                .is_empty()
+        );
     }
 
     #[test]

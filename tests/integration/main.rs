@@ -14,4 +14,5 @@ mod instagram_fake;
 mod lease;
 mod scheduler_flow;
 mod scheduler_intake;
+mod security;
 mod support;
