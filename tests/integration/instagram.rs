@@ -461,7 +461,7 @@ fn reconcile_once(env: &BTreeMap<String, String>, extra_args: &[&str]) -> std::p
 }
 
 #[tokio::test]
-async fn kill_during_backfill_leaves_one_post_each() {
+async fn kills_during_backfill_leave_one_post_each() {
     let fake = InstagramFake::start().await;
     let prefix = media_id("crash");
     let reply = fake
@@ -481,8 +481,13 @@ async fn kill_during_backfill_leaves_one_post_each() {
             .spawn()
             .expect("tend runs")
     };
-    // Kill at several points of the backfill, restarting each time.
-    for millis in [300, 700, 1100, 1600, 2200, 3000] {
+    // Kill at 20 random points of the backfill, restarting each time. The
+    // seed is printed so a failure can be replayed.
+    let seed = fastrand::u64(..);
+    println!("kill points seed: {seed}");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    for _ in 0..20 {
+        let millis = rng.u64(100..1500);
         let mut child = run();
         tokio::time::sleep(Duration::from_millis(millis)).await;
         let _ = child.kill();

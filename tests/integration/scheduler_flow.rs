@@ -465,3 +465,63 @@ async fn backfill_policy_uses_spare_room() {
     assert_eq!(started.len(), 1, "{started:?}");
     assert_eq!(started[0]["startedBy"], "low");
 }
+
+#[tokio::test]
+async fn kills_during_scheduling_lose_and_duplicate_nothing() {
+    let fake = FakeEcs::start().await;
+    let cluster = unique("killsched");
+    fake.seed(&json!({"clusters": [{"name": cluster, "instance_groups": [{"count": 4, "cpu": 4096, "memory": 4096}]}]}))
+        .await;
+    task_definition(fake.endpoint(), "kill-worker", 100, 100).await;
+    let queues = Queues::create(2, None).await;
+    let total = 40;
+    for n in 0..total {
+        let body = request(&cluster, "kill-worker", 100, &format!("request-{n}"));
+        queues.send(n % 2, &body).await;
+    }
+    let redis_prefix = unique("tendkillsched");
+    let env = scheduler_env(&fake, &queues, crate::support::env::REDIS_URL)
+        .set("TEND_REDIS_KEY_PREFIX", &redis_prefix)
+        .set("TEND_RUNTIME_LEASE_TTL", "1s")
+        .set("TEND_SCHEDULER_VISIBILITY_TIMEOUT", "2s")
+        .set("TEND_SCHEDULER_PASS_TIMEOUT", "1s");
+    // Kill at 20 random points under load, restarting each time.
+    let seed = fastrand::u64(..);
+    println!("kill points seed: {seed}");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    for _ in 0..20 {
+        let mut tend = env.spawn_run();
+        tokio::time::sleep(Duration::from_millis(rng.u64(50..700))).await;
+        tend.kill9();
+    }
+    let tend = env.spawn_run();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let started = fake_tasks(&fake).await;
+        let waiting = queues.total(0).await + queues.total(1).await;
+        if started.len() >= total && waiting == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} started, {waiting} waiting:\n{}",
+            started.len(),
+            tend.log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let started = fake_tasks(&fake).await;
+    let mut labels: Vec<&str> = started
+        .iter()
+        .filter_map(|t| t["startedBy"].as_str())
+        .collect();
+    labels.sort_unstable();
+    let before = labels.len();
+    labels.dedup();
+    assert_eq!(before, total, "exactly one task per request");
+    assert_eq!(labels.len(), total, "no request started twice");
+    assert!(
+        queues.dead_lettered().await.is_empty(),
+        "nothing dead-lettered"
+    );
+}
