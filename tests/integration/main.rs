@@ -9,6 +9,7 @@ mod ecs_events;
 mod ecs_fake;
 mod ecs_fake_events;
 mod ecs_fake_tasks;
+mod faults;
 mod instagram;
 mod instagram_fake;
 mod lease;
