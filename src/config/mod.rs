@@ -494,13 +494,23 @@ fn read_ecs_capacity(s: &mut Settings<'_>) -> EcsCapacityConfig {
         );
     }
     if config.max_age < config.interval {
+        let (max_age, interval) = (
+            humantime::format_duration(config.max_age),
+            humantime::format_duration(config.interval),
+        );
         s.invalid(
             "ecs_capacity.max_age",
-            "must be at least ecs_capacity.interval, or every read would find the cache stale",
+            format!(
+                "= {max_age} is below ecs_capacity.interval ({interval}), so every read would find the cache \
+                 stale; set it to at least {interval}"
+            ),
         );
     }
     if !(1..=64).contains(&config.concurrency) {
-        s.invalid("ecs_capacity.concurrency", "must be from 1 to 64");
+        s.invalid(
+            "ecs_capacity.concurrency",
+            format!("= {} is out of range: use 1 to 64", config.concurrency),
+        );
     }
     config
 }

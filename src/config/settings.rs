@@ -232,7 +232,7 @@ impl Setting for Duration {
     }
 
     fn from_env(text: &str) -> Result<Self, String> {
-        humantime::parse_duration(text.trim()).map_err(|error| error.to_string())
+        humantime::parse_duration(text.trim()).map_err(|_| "not a duration".to_owned())
     }
 }
 
