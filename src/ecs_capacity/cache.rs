@@ -130,7 +130,7 @@ pub enum CacheError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstanceUpdate {
     Applied,
-    /// The cache holds this version or a newer one.
+    /// The cache already contains this version or a newer one.
     IgnoredOlder,
     /// The cluster or the instance is not cached; the next refresh adds it.
     IgnoredUnknown,
@@ -173,7 +173,7 @@ impl CapacityCache {
         format!("{}:ecs:cluster:{arn}", self.redis.prefix())
     }
 
-    /// The six fixed keys of a cluster, in the order both scripts use.
+    /// Returns the six fixed keys of a cluster, in the order both scripts use.
     fn cluster_keys(&self, arn: &str) -> [String; 6] {
         [
             self.index_key(),

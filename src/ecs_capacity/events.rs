@@ -117,8 +117,8 @@ impl EventsReconciler {
         }
     }
 
-    /// Applies one instance event; returns the event time for the latency
-    /// histogram when the cache changed.
+    /// Applies one instance event; returns whether the cache changed, so
+    /// the caller records the event's latency.
     async fn apply_instance_event(&self, detail: &Value) -> Result<bool, EventsError> {
         let (Some(cluster), Some(instance)) =
             (detail["clusterArn"].as_str(), instance_from_detail(detail))
@@ -138,9 +138,9 @@ impl EventsReconciler {
     /// Reads the instances that task events touched and applies them.
     async fn read_instances(
         &self,
-        wanted: BTreeMap<String, BTreeSet<String>>,
+        instances_by_cluster: BTreeMap<String, BTreeSet<String>>,
     ) -> Result<(), EventsError> {
-        for (cluster, arns) in wanted {
+        for (cluster, arns) in instances_by_cluster {
             let arns: Vec<String> = arns.into_iter().collect();
             for chunk in arns.chunks(100) {
                 let reply = match self

@@ -24,14 +24,14 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// Whether new tasks can be placed here: ACTIVE with a connected agent.
+    /// Returns whether new tasks can be placed here: ACTIVE with a connected agent.
     /// DRAINING instances accept no new tasks and a disconnected agent
     /// cannot start any.
     pub fn schedulable(&self) -> bool {
         self.status == "ACTIVE" && self.agent_connected
     }
 
-    /// Whether a task needing `cpu` units and `memory` MiB fits here now.
+    /// Returns whether a task needing `cpu` units and `memory` MiB fits here now.
     pub fn fits(&self, cpu: i64, memory: i64) -> bool {
         self.schedulable() && self.remaining_cpu >= cpu && self.remaining_memory >= memory
     }

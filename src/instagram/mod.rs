@@ -215,7 +215,7 @@ impl InstagramReconciler {
         format!("{}:instagram:last_full_pass", self.redis.prefix())
     }
 
-    /// Whether the last full pass is older than `instagram.full_interval`.
+    /// Returns whether the last full pass is older than `instagram.full_interval`.
     /// When Redis cannot tell, a full pass runs: it only costs calls.
     async fn is_full_pass_due(&self) -> bool {
         let last: Option<u64> = self
@@ -306,7 +306,7 @@ impl Reconciler for InstagramReconciler {
     }
 }
 
-/// How handling one page ended.
+/// End state of handling one page.
 enum PageEnd {
     Done { in_sync: bool },
     Throttled(Duration),

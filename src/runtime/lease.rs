@@ -209,10 +209,6 @@ impl<R: Reconciler> Leased<R> {
         self.next_run.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn lease(&self) -> &Lease {
-        &self.lease
-    }
-
     pub fn inner(&self) -> &R {
         &self.inner
     }

@@ -24,7 +24,7 @@ pub use runner::{PassFailure, Runner, Schedule};
 pub use status::{LoopState, LoopStatus, StatusBoard};
 pub use tokio_util::sync::CancellationToken;
 
-/// What a finished pass asks of the runtime.
+/// Result of a finished pass: when the runtime runs the next one.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
     /// Run the next pass after this delay instead of the loop's interval.
@@ -35,7 +35,8 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// A pass that converged: the next one runs after the loop's interval.
+    /// Creates the outcome of a pass that converged: the next one runs after
+    /// the loop's interval.
     pub fn done(summary: serde_json::Value) -> Self {
         Self {
             requeue_after: None,

@@ -109,7 +109,7 @@ impl Scheduler {
             .reserve(&arn, &instance.arn, &message_id, cpu, memory)
             .await?
         {
-            // Another replica took the room first; the next round sees it.
+            // Another replica took the room first, and the next round reads the new state.
             return Ok(Placed::Waiting);
         }
         if priority > 0 && self.higher_fits(state, priority, clusters).await? {
