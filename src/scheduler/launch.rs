@@ -20,6 +20,9 @@ use crate::ecs_capacity::observe::convert_instance;
 pub enum Launch {
     /// ECS accepted the tasks.
     Started { task_arns: Vec<String> },
+    /// ECS refused the client token as used before with other parameters:
+    /// a previous delivery of the same message started its tasks.
+    StartedEarlier,
     /// ECS had no room after all (`RESOURCE:CPU`, `RESOURCE:MEMORY`,
     /// `AGENT`, ...): the cache was behind. Retry soon; not the request's fault.
     NoCapacity { reason: String },
@@ -204,6 +207,14 @@ impl Launcher {
                 Launch::Started { task_arns }
             }
             Err(error) => {
+                // The client token was used before with other parameters:
+                // an earlier delivery of this message already started its
+                // task (on another instance) and died before deleting it.
+                if let SdkError::ServiceError(service) = &error
+                    && service.err().code() == Some("ConflictException")
+                {
+                    return Launch::StartedEarlier;
+                }
                 let reason = format!("RunTask failed: {}", DisplayErrorContext(&error));
                 if is_transient(&error) {
                     Launch::Transient { reason }

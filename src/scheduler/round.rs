@@ -267,7 +267,9 @@ impl Scheduler {
                 Err(other) => {
                     let reason = match other {
                         Launch::Rejected { reason } | Launch::NoCapacity { reason } => reason,
-                        Launch::Started { .. } | Launch::Transient { .. } => String::new(),
+                        Launch::Started { .. }
+                        | Launch::StartedEarlier
+                        | Launch::Transient { .. } => String::new(),
                     };
                     self.fail(&mut message, &reason, tally).await?;
                 }

@@ -525,3 +525,60 @@ async fn kills_during_scheduling_lose_and_duplicate_nothing() {
         "nothing dead-lettered"
     );
 }
+
+#[tokio::test]
+async fn token_used_elsewhere_counts_as_started() {
+    let fake = FakeEcs::start().await;
+    let cluster = unique("conflict");
+    let reply = fake
+        .seed(&json!({"clusters": [{"name": cluster, "instance_groups": [{"count": 2, "cpu": 4096, "memory": 4096}]}]}))
+        .await;
+    task_definition(fake.endpoint(), "conflict-worker", 100, 100).await;
+    let queues = Queues::create(1, None).await;
+    let message_id = queues
+        .send(0, &request(&cluster, "conflict-worker", 100, "conflict"))
+        .await;
+
+    // An earlier delivery started the task on the second instance and died
+    // before deleting the message.
+    let second = &reply.clusters[0].instances[1];
+    let constraint = aws_sdk_ecs::types::PlacementConstraint::builder()
+        .r#type(aws_sdk_ecs::types::PlacementConstraintType::MemberOf)
+        .expression(format!("ec2InstanceId == {}", second.ec2_instance_id))
+        .build();
+    ecs_client(fake.endpoint())
+        .run_task()
+        .cluster(&cluster)
+        .task_definition("conflict-worker")
+        .placement_constraints(constraint)
+        .client_token(tend::scheduler::client_token(&message_id))
+        .started_by("conflict")
+        .send()
+        .await
+        .expect("first RunTask");
+    // Now the first instance is the tighter fit, so the scheduler picks it.
+    let tight = crate::support::ecs_fake::InstanceUpdate {
+        remaining_memory: Some(1000),
+        ..Default::default()
+    };
+    fake.update_instance(&cluster, &reply.clusters[0].instances[0].arn, &tight)
+        .await;
+
+    let harness = Harness::new(
+        fake.endpoint(),
+        &queues,
+        &unique("tendconflict"),
+        &Options::default(),
+    );
+    harness.refresh().await;
+    harness.round().await.expect("round succeeds");
+
+    assert_eq!(fake_tasks(&fake).await.len(), 1, "no second task");
+    assert_eq!(queues.total(0).await, 0, "the message is deleted");
+    assert!(queues.dead_lettered().await.is_empty());
+    assert_eq!(
+        harness.sample("tend_scheduler_launch_failures_total{reason=\"rejected\"}"),
+        0.0
+    );
+    harness.cleanup();
+}

@@ -205,6 +205,18 @@ impl Scheduler {
                 self.fail(&mut held.message, &reason, tally).await?;
                 Ok(Placed::Gone)
             }
+            Launch::StartedEarlier => {
+                let marker = redis::cmd("SET")
+                    .arg(self.launched_key(&message_id))
+                    .arg("started by an earlier delivery")
+                    .arg("EX")
+                    .arg(super::LAUNCHED_MARKER_TTL_SECONDS)
+                    .clone();
+                let _: () = self.parts.redis.query(&marker).await?;
+                info!(%message_id, "an earlier delivery already started this request; deleting the message");
+                self.delete_launched(&held.message).await;
+                Ok(Placed::Gone)
+            }
         }
     }
 
