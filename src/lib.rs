@@ -7,6 +7,8 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod ecs_capacity;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod instagram;
 pub mod metrics;

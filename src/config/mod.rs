@@ -251,29 +251,44 @@ pub enum ConfigError {
 impl Config {
     /// Loads the file at `path` (if any) and applies the `TEND_*` variables in `env`.
     pub fn load(path: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
-        let (table, label) = match path {
-            Some(path) => {
-                let label = path.display().to_string();
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: label.clone(),
-                    source,
-                })?;
-                let table = text
-                    .parse::<toml::Table>()
-                    .map_err(|error| ConfigError::Syntax {
-                        path: label.clone(),
-                        message: error.to_string(),
-                    })?;
-                (table, label)
-            }
-            None => (toml::Table::new(), "(no config file)".to_owned()),
+        let Some(path) = path else {
+            return Self::from_table(toml::Table::new(), "(no config file)".to_owned(), env);
         };
+        let label = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: label.clone(),
+            source,
+        })?;
+        let mut config = Self::parse(&text, &label, env)?;
+        config.warnings.extend(exposed_secrets(path));
+        Ok(config)
+    }
+
+    /// Parses config file text and applies the `TEND_*` variables in `env`.
+    /// `label` names the file in error messages. Unlike [`Config::load`],
+    /// it cannot check who may read the file.
+    pub fn parse(
+        text: &str,
+        label: &str,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let table = text
+            .parse::<toml::Table>()
+            .map_err(|error| ConfigError::Syntax {
+                path: label.to_owned(),
+                message: error.to_string(),
+            })?;
+        Self::from_table(table, label.to_owned(), env)
+    }
+
+    fn from_table(
+        table: toml::Table,
+        label: String,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Self, ConfigError> {
         let mut settings = Settings::new(table, label, env);
-        let mut config = Self::read(&mut settings);
+        let config = Self::read(&mut settings);
         let problems = settings.finish(OTHER_VARIABLES);
-        if let Some(path) = path {
-            config.warnings.extend(exposed_secrets(path));
-        }
         if problems.is_empty() {
             Ok(config)
         } else {

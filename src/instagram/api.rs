@@ -21,6 +21,10 @@ const THROTTLING_CODES: &[i64] = &[4, 17, 32, 613, 80002];
 /// Wait after a throttling error when the API suggests none. Meta documents
 /// the limits as rolling one-hour windows, so retrying sooner wastes calls.
 const THROTTLE_WAIT: Duration = Duration::from_secs(15 * 60);
+/// Cap on the wait the API suggests. Instagram's business use case limits
+/// count calls over a rolling 24 hours, so a longer suggestion is not a
+/// real limit. Uncapped, a value near `u64::MAX` minutes would overflow.
+const MAX_THROTTLE_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -57,8 +61,9 @@ pub struct Page {
     pub after: Option<String>,
 }
 
+/// The body of a `/me/media` response.
 #[derive(Deserialize)]
-struct PageBody {
+pub(crate) struct PageBody {
     data: Vec<Media>,
     #[serde(default)]
     paging: Option<Paging>,
@@ -189,15 +194,7 @@ impl InstagramApi {
         let body: PageBody = self
             .get(&format!("{}/me/media", self.versioned), "me/media", query)
             .await?;
-        let after = body
-            .paging
-            .filter(|p| p.next.is_some())
-            .and_then(|p| p.cursors)
-            .and_then(|c| c.after);
-        Ok(Page {
-            items: body.data,
-            after,
-        })
+        Ok(Page::from(body))
     }
 
     /// Reads one media item (or carousel child) with fresh signed URLs.
@@ -239,25 +236,15 @@ impl InstagramApi {
         self.record_usage(response.headers());
         let status = response.status();
         let body = response.bytes().await.map_err(ApiError::from_transport)?;
-        if status.is_success() {
-            self.count(endpoint, "ok");
-            return serde_json::from_slice(&body)
-                .map_err(|error| ApiError::Decode(error.to_string()));
-        }
-        let error = match serde_json::from_slice::<ErrorBody>(&body) {
-            Ok(parsed) => classify(parsed.error),
-            Err(_) => ApiError::Api {
-                code: i64::from(status.as_u16()),
-                message: format!("HTTP {status}"),
-            },
-        };
-        let outcome = match &error {
-            ApiError::Throttled { .. } => "throttled",
-            ApiError::TokenInvalid { .. } => "token_invalid",
+        let result = decode(status, &body);
+        let outcome = match &result {
+            _ if status.is_success() => "ok",
+            Err(ApiError::Throttled { .. }) => "throttled",
+            Err(ApiError::TokenInvalid { .. }) => "token_invalid",
             _ => "error",
         };
         self.count(endpoint, outcome);
-        Err(error)
+        result
     }
 
     fn count(&self, endpoint: &str, outcome: &str) {
@@ -283,6 +270,41 @@ impl InstagramApi {
     }
 }
 
+impl From<PageBody> for Page {
+    /// Keeps the `after` cursor only when `paging.next` is present, because
+    /// the Graph API omits `next` on the last page but may still send cursors.
+    fn from(body: PageBody) -> Self {
+        let after = body
+            .paging
+            .filter(|p| p.next.is_some())
+            .and_then(|p| p.cursors)
+            .and_then(|c| c.after);
+        Self {
+            items: body.data,
+            after,
+        }
+    }
+}
+
+/// Decodes a Graph API response: the body as `T` on a success status,
+/// otherwise the Graph error it carries, or the status alone when the body
+/// is not a Graph error.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    status: reqwest::StatusCode,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if status.is_success() {
+        return serde_json::from_slice(body).map_err(|error| ApiError::Decode(error.to_string()));
+    }
+    Err(match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(parsed) => classify(parsed.error),
+        Err(_) => ApiError::Api {
+            code: i64::from(status.as_u16()),
+            message: format!("HTTP {status}"),
+        },
+    })
+}
+
 fn classify(error: GraphError) -> ApiError {
     match error.code {
         190 => ApiError::TokenInvalid {
@@ -294,7 +316,7 @@ fn classify(error: GraphError) -> ApiError {
             message: error.message,
             retry_after: match error.estimated_time_to_regain_access {
                 0 => THROTTLE_WAIT,
-                minutes => Duration::from_secs(minutes * 60),
+                minutes => Duration::from_secs(minutes.saturating_mul(60)).min(MAX_THROTTLE_WAIT),
             },
         },
         code => ApiError::Api {
@@ -341,6 +363,25 @@ mod tests {
             classify(error(100, 0)),
             ApiError::Api { code: 100, .. }
         ));
+    }
+
+    #[test]
+    fn suggested_wait_capped() {
+        for (minutes, expected) in [
+            (17, Duration::from_secs(17 * 60)),
+            (2 * 24 * 60, MAX_THROTTLE_WAIT),
+            (u64::MAX, MAX_THROTTLE_WAIT),
+        ] {
+            let body = format!(
+                r#"{{"error":{{"code":80002,"estimated_time_to_regain_access":{minutes}}}}}"#
+            );
+            let error =
+                decode::<Refreshed>(reqwest::StatusCode::FORBIDDEN, body.as_bytes()).unwrap_err();
+            let ApiError::Throttled { retry_after, .. } = error else {
+                panic!("{minutes} minutes: not classified as throttling: {error}");
+            };
+            assert_eq!(retry_after, expected, "{minutes} minutes");
+        }
     }
 
     #[test]

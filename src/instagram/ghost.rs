@@ -157,31 +157,9 @@ impl Ghost {
             .await
             .map_err(|e| GhostError::Transport(e.without_url()))?;
         let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if status.is_success() {
-            return Ok(body);
-        }
-        let first = &body["errors"][0];
-        if status.as_u16() == 409 || first["type"] == "UpdateCollisionError" {
-            return Err(GhostError::UpdateCollision(operation.to_owned()));
-        }
-        let message = first["message"]
-            .as_str()
-            .unwrap_or("no error message")
-            .to_owned();
-        let context = first["context"]
-            .as_str()
-            .map(|c| format!(" ({c})"))
-            .unwrap_or_default();
-        Err(GhostError::Status {
-            operation,
-            status: status.as_u16(),
-            message: format!("{message}{context}"),
-        })
-    }
-
-    fn first_post(body: Value, operation: &'static str) -> Result<Post, GhostError> {
-        serde_json::from_value(body["posts"][0].clone()).map_err(|_| GhostError::Decode(operation))
+        // A body that cannot be read is treated like one that is not JSON.
+        let body = response.bytes().await.unwrap_or_default();
+        parse_response(operation, status, &body)
     }
 
     /// Reads a post by slug, with its html; `None` when there is none.
@@ -191,7 +169,7 @@ impl Ghost {
             .send("read post", self.request(reqwest::Method::GET, &path))
             .await
         {
-            Ok(body) => Self::first_post(body, "read post").map(Some),
+            Ok(body) => first_post(body, "read post").map(Some),
             Err(GhostError::Status { status: 404, .. }) => Ok(None),
             Err(error) => Err(error),
         }
@@ -205,7 +183,7 @@ impl Ghost {
                 "/posts/?source=html&formats=html&include=tags",
             )
             .json(&json!({ "posts": [fields] }));
-        Self::first_post(self.send("create post", request).await?, "create post")
+        first_post(self.send("create post", request).await?, "create post")
     }
 
     /// Updates the fields tend owns; `updated_at` must be the value last
@@ -223,7 +201,7 @@ impl Ghost {
         let request = self
             .request(reqwest::Method::PUT, &path)
             .json(&json!({ "posts": [post] }));
-        Self::first_post(self.send("update post", request).await?, "update post")
+        first_post(self.send("update post", request).await?, "update post")
     }
 
     /// Sets a post's status only (for unpublishing deleted media).
@@ -249,10 +227,9 @@ impl Ghost {
             let body = self
                 .send("list posts", self.request(reqwest::Method::GET, &path))
                 .await?;
-            let batch: Vec<Post> = serde_json::from_value(body["posts"].clone())
-                .map_err(|_| GhostError::Decode("list posts"))?;
+            let (batch, next) = posts_page(&body)?;
             posts.extend(batch);
-            match body["meta"]["pagination"]["next"].as_u64() {
+            match next {
                 Some(next) if next > page => page = next,
                 _ => return Ok(posts),
             }
@@ -281,11 +258,61 @@ impl Ghost {
             .text("ref", name.to_owned());
         let request = self.request(reqwest::Method::POST, path).multipart(form);
         let body = self.send("upload file", request).await?;
-        body[field][0]["url"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or(GhostError::Decode("upload file"))
+        uploaded_url(&body, field)
     }
+}
+
+/// Parses an Admin API response: the JSON body on a success status,
+/// otherwise the first error Ghost reports. A body that is not JSON counts
+/// as `null`.
+pub(crate) fn parse_response(
+    operation: &'static str,
+    status: reqwest::StatusCode,
+    body: &[u8],
+) -> Result<Value, GhostError> {
+    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    if status.is_success() {
+        return Ok(body);
+    }
+    let first = &body["errors"][0];
+    if status.as_u16() == 409 || first["type"] == "UpdateCollisionError" {
+        return Err(GhostError::UpdateCollision(operation.to_owned()));
+    }
+    let message = first["message"]
+        .as_str()
+        .unwrap_or("no error message")
+        .to_owned();
+    let context = first["context"]
+        .as_str()
+        .map(|c| format!(" ({c})"))
+        .unwrap_or_default();
+    Err(GhostError::Status {
+        operation,
+        status: status.as_u16(),
+        message: format!("{message}{context}"),
+    })
+}
+
+/// Reads the post from a single-post response (read, create or update).
+pub(crate) fn first_post(body: Value, operation: &'static str) -> Result<Post, GhostError> {
+    serde_json::from_value(body["posts"][0].clone()).map_err(|_| GhostError::Decode(operation))
+}
+
+/// Reads one page of a post list: its posts and the number of the next
+/// page, if Ghost reports one.
+pub(crate) fn posts_page(body: &Value) -> Result<(Vec<Post>, Option<u64>), GhostError> {
+    let posts = serde_json::from_value(body["posts"].clone())
+        .map_err(|_| GhostError::Decode("list posts"))?;
+    Ok((posts, body["meta"]["pagination"]["next"].as_u64()))
+}
+
+/// Reads the URL of an uploaded file from the list named `field`
+/// (`images` or `media`).
+pub(crate) fn uploaded_url(body: &Value, field: &str) -> Result<String, GhostError> {
+    body[field][0]["url"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or(GhostError::Decode("upload file"))
 }
 
 #[cfg(test)]

@@ -18,12 +18,12 @@
 //! `instagram.full_interval`, reads every page and applies the policy for
 //! deleted media.
 
-mod api;
+pub(crate) mod api;
 mod archive;
-mod ghost;
+pub(crate) mod ghost;
 mod media;
 mod metrics;
-mod render;
+pub(crate) mod render;
 mod sync;
 mod token;
 

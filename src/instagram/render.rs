@@ -11,7 +11,7 @@ use minijinja::{AutoEscape, Environment, Value, context};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::media::{Media, MediaType};
+use super::media::{Media, MediaType, PartKind};
 
 /// Ghost rejects titles over 255 characters.
 const MAX_TITLE_CHARS: usize = 255;
@@ -40,6 +40,32 @@ pub struct Item {
     pub url: String,
     /// Thumbnail of a video.
     pub poster: Option<String>,
+}
+
+/// Turns the URLs of an item's files, in display order, into post items:
+/// a thumbnail becomes the poster of the video before it.
+pub(crate) fn items(urls: Vec<(PartKind, String)>) -> Vec<Item> {
+    let mut items: Vec<Item> = Vec::new();
+    for (kind, url) in urls {
+        match kind {
+            PartKind::Thumbnail => {
+                if let Some(video) = items.last_mut().filter(|i| i.kind == "video") {
+                    video.poster = Some(url);
+                }
+            }
+            PartKind::Video => items.push(Item {
+                kind: "video",
+                url,
+                poster: None,
+            }),
+            PartKind::Image => items.push(Item {
+                kind: "image",
+                url,
+                poster: None,
+            }),
+        }
+    }
+    items
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -138,7 +164,11 @@ fn attribute(url: &str) -> String {
 /// Reads the fingerprint back from a stored post's html.
 pub fn stored_fingerprint(html: &str) -> Option<&str> {
     let marker = "data-tend-fingerprint=\"";
-    let start = html.find(marker)? + marker.len();
+    // The last match, because the fingerprint element follows the template
+    // output, where an attribute value ending in `data-tend-fingerprint=`
+    // (an alt text from the caption, a URL) forms the marker with its
+    // closing quote.
+    let start = html.rfind(marker)? + marker.len();
     let end = html[start..].find('"')? + start;
     Some(&html[start..end])
 }
@@ -196,14 +226,16 @@ fn title_from(text: &str, max: usize) -> String {
 /// Converts Instagram's `2016-01-02T03:04:05+0000` to RFC 3339 UTC for
 /// Ghost's `published_at`. Returns `None` for an unreadable timestamp.
 pub fn published_at(timestamp: &str) -> Option<String> {
-    let (datetime, offset) = timestamp.split_at(timestamp.len().checked_sub(5)?);
+    // Checked splits, not indexing, because the text may have a multi-byte
+    // character where the offset belongs.
+    let (datetime, offset) = timestamp.split_at_checked(timestamp.len().checked_sub(5)?)?;
     let sign = match offset.as_bytes().first()? {
         b'+' => 1,
         b'-' => -1,
         _ => return None,
     };
     let offset_minutes: i64 =
-        offset[1..3].parse::<i64>().ok()? * 60 + offset[3..5].parse::<i64>().ok()?;
+        offset.get(1..3)?.parse::<i64>().ok()? * 60 + offset.get(3..5)?.parse::<i64>().ok()?;
     let local = humantime::parse_rfc3339(&format!("{datetime}Z")).ok()?;
     let shift = std::time::Duration::from_secs((offset_minutes * 60) as u64);
     let utc = if sign > 0 {
@@ -287,12 +319,35 @@ mod tests {
     }
 
     #[test]
+    fn published_at_rejects_multibyte_offset() {
+        for timestamp in [
+            "é0000",
+            "2016-01-02T03:04:05+00é",
+            "2016-01-02T03:04:05+0é0",
+        ] {
+            assert_eq!(published_at(timestamp), None, "{timestamp}");
+        }
+    }
+
+    #[test]
     fn fingerprint_round_trips() {
         let renderer = Renderer::new(None).unwrap();
         let body = renderer.body(&media(Some("a")), &image()).unwrap();
         let stored = stored_fingerprint(&body).unwrap();
         assert_eq!(stored, renderer.fingerprint(&media(Some("a"))));
         assert_ne!(stored, renderer.fingerprint(&media(Some("b"))));
+    }
+
+    #[test]
+    fn fingerprint_read_after_lookalike_caption() {
+        let renderer = Renderer::new(None).unwrap();
+        let lookalike = media(Some("data-tend-fingerprint="));
+        let body = renderer.body(&lookalike, &image()).unwrap();
+        assert_eq!(
+            stored_fingerprint(&body),
+            Some(renderer.fingerprint(&lookalike).as_str()),
+            "{body}"
+        );
     }
 
     #[test]

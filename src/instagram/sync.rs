@@ -8,8 +8,8 @@ use tracing::info;
 
 use super::archive::{ArchiveError, ArchivedFile, Sidecar};
 use super::ghost::{GhostError, Post, PostFields, Tag};
-use super::media::{Media, Part, PartKind};
-use super::render::{Item, published_at, stored_fingerprint, title};
+use super::media::{Media, Part};
+use super::render::{Item, items, published_at, stored_fingerprint, title};
 use super::{InstagramError, InstagramMetrics, InstagramReconciler, Need, Observed, slug};
 
 /// Edit collisions retried before giving up for this pass.
@@ -187,27 +187,7 @@ impl InstagramReconciler {
             };
             urls.push((file.kind, url));
         }
-        let mut items: Vec<Item> = Vec::new();
-        for (kind, url) in urls {
-            match kind {
-                PartKind::Thumbnail => {
-                    if let Some(video) = items.last_mut().filter(|i| i.kind == "video") {
-                        video.poster = Some(url);
-                    }
-                }
-                PartKind::Video => items.push(Item {
-                    kind: "video",
-                    url,
-                    poster: None,
-                }),
-                PartKind::Image => items.push(Item {
-                    kind: "image",
-                    url,
-                    poster: None,
-                }),
-            }
-        }
-        Ok(items)
+        Ok(items(urls))
     }
 
     fn fields(
