@@ -4,8 +4,8 @@
 //! drops a connection (an idle `timeout` on the server, a failover), but
 //! hands the triggering error to the caller. Every command tend sends is safe
 //! to repeat (full snapshots, reads, scripts that check before they write),
-//! so [`Redis::run`] retries once on a dropped connection and the caller
-//! never sees it.
+//! so [`Redis::run`] retries a dropped connection twice, after 50 ms and
+//! 100 ms, and the caller sees only a connection that stays down.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +15,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, RedisError};
 
 use crate::config::RedisConfig;
+
+/// Pauses before the retries of a command whose connection was dropped.
+const RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(50), Duration::from_millis(100)];
 
 #[derive(Clone)]
 pub struct Redis {
@@ -45,22 +48,27 @@ impl Redis {
         &self.prefix
     }
 
-    /// Sends a command, pipeline or script invocation prepared by `build` and
-    /// retries once if the connection had been dropped.
+    /// Sends a command, pipeline or script invocation prepared by `build`,
+    /// retrying on a new connection when the connection was dropped.
     pub async fn run<T, F, Fut>(&self, build: F) -> Result<T, RedisError>
     where
         T: FromRedisValue,
         F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
-        self.round_trips.fetch_add(1, Ordering::Relaxed);
-        match build(self.connection.clone()).await {
-            Err(error) if error.is_connection_dropped() || error.is_io_error() => {
-                tracing::debug!(%error, "Redis connection dropped; retrying on a new connection");
-                self.round_trips.fetch_add(1, Ordering::Relaxed);
-                build(self.connection.clone()).await
+        let mut pauses = RETRY_PAUSES.iter();
+        loop {
+            self.round_trips.fetch_add(1, Ordering::Relaxed);
+            match build(self.connection.clone()).await {
+                Err(error) if error.is_connection_dropped() || error.is_io_error() => {
+                    let Some(pause) = pauses.next() else {
+                        return Err(error);
+                    };
+                    tracing::debug!(%error, "Redis connection dropped; retrying on a new connection");
+                    tokio::time::sleep(*pause).await;
+                }
+                other => return other,
             }
-            other => other,
         }
     }
 

@@ -134,7 +134,10 @@ pub async fn build(config: &Config, registry: &Registry) -> Result<Loops, SetupE
             wait,
             EventMetrics::register(registry)?,
         );
-        let schedule = schedule(config, wait, wait + std::time::Duration::from_secs(30));
+        let schedule = Schedule {
+            backoff_max: config.ecs_capacity.backoff_max,
+            ..schedule(config, wait, wait + std::time::Duration::from_secs(30))
+        };
         loops.ecs_events = Some((Arc::new(events), schedule));
     }
     if config.scheduler.enabled {
@@ -194,7 +197,10 @@ pub async fn build(config: &Config, registry: &Registry) -> Result<Loops, SetupE
             EcsMetrics::register(registry)?,
             ecs.concurrency as usize,
         );
-        let schedule = schedule(config, ecs.interval, ecs.pass_timeout);
+        let schedule = Schedule {
+            backoff_max: ecs.backoff_max,
+            ..schedule(config, ecs.interval, ecs.pass_timeout)
+        };
         let leased = Leased::new(reconciler, capacity_lease, leader.clone(), ecs.interval);
         loops.ecs_capacity = Some((Arc::new(leased), schedule));
     }

@@ -132,6 +132,11 @@ pub struct EcsCapacityConfig {
     /// Long-polling wait of each receive from the events queue (1 to 20 s).
     #[serde(serialize_with = "human_duration")]
     pub events_wait: Duration,
+    /// Cap on the backoff after failed refreshes or event passes, kept
+    /// short so that the cache is refilled within seconds after Redis or
+    /// ECS return.
+    #[serde(serialize_with = "human_duration")]
+    pub backoff_max: Duration,
 }
 
 /// Serialises a duration as `check-config` and `/status` readers expect
@@ -484,6 +489,7 @@ fn read_ecs_capacity(s: &mut Settings<'_>) -> EcsCapacityConfig {
         concurrency: s.value("ecs_capacity.concurrency", 8),
         events_queue: s.optional("ecs_capacity.events_queue"),
         events_wait: s.value("ecs_capacity.events_wait", Duration::from_secs(5)),
+        backoff_max: s.value("ecs_capacity.backoff_max", Duration::from_secs(3)),
     };
     if let Some(url) = &config.events_queue
         && !(url.starts_with("https://") || url.starts_with("http://"))
@@ -501,6 +507,15 @@ fn read_ecs_capacity(s: &mut Settings<'_>) -> EcsCapacityConfig {
     }
     if config.interval < Duration::from_secs(1) {
         s.invalid("ecs_capacity.interval", "must be at least 1s");
+    }
+    if config.backoff_max < Duration::from_secs(1) {
+        s.invalid(
+            "ecs_capacity.backoff_max",
+            format!(
+                "= {} is below the minimum: use at least 1s, such as \"3s\"",
+                humantime::format_duration(config.backoff_max)
+            ),
+        );
     }
     if config.pass_timeout.is_zero() {
         s.invalid(

@@ -95,7 +95,7 @@ pub(super) fn read_scheduler(s: &mut Settings<'_>) -> SchedulerConfig {
         task_definition_ttl: s.value("scheduler.task_definition_ttl", Duration::from_secs(300)),
         stuck_after: s.value("scheduler.stuck_after", Duration::from_secs(300)),
         pass_timeout: s.value("scheduler.pass_timeout", Duration::from_secs(45)),
-        backoff_max: s.value("scheduler.backoff_max", Duration::from_secs(5)),
+        backoff_max: s.value("scheduler.backoff_max", Duration::from_secs(2)),
     };
     validate_scheduler(s, &config);
     config
@@ -137,7 +137,11 @@ fn validate_scheduler(s: &mut Settings<'_>, config: &SchedulerConfig) {
     {
         s.invalid(
             "scheduler.visibility_timeout",
-            "must be at least twice scheduler.pass_timeout (held messages are renewed once per pass) and at most 12h",
+            format!(
+                "is {}, but must be at least twice scheduler.pass_timeout ({}), because held messages are renewed once per pass, and at most 12h",
+                humantime::format_duration(config.visibility_timeout),
+                humantime::format_duration(config.pass_timeout),
+            ),
         );
     }
     if config.reservation_ttl < Duration::from_secs(1) {

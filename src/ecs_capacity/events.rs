@@ -9,14 +9,14 @@
 //! instance (task events carry no instance capacity). The periodic full
 //! refresh stays the safety net for lost events.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_sqs::error::DisplayErrorContext;
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
 use serde::Deserialize;
 use serde_json::Value;
-use tracing::debug;
+use tracing::warn;
 
 use super::cache::{CacheError, CapacityCache, InstanceUpdate};
 use super::model::Instance;
@@ -24,6 +24,11 @@ use crate::metrics::register;
 use crate::runtime::{CancellationToken, Outcome, Reconciler};
 
 pub const LOOP_NAME: &str = "ecs-events";
+
+/// How long received events stay invisible. A pass handles a batch of at
+/// most ten events with a few calls, so this mainly decides how soon the
+/// events of a failed pass come back (the queue's default is 30 s).
+const EVENT_VISIBILITY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EventsError {
@@ -136,25 +141,35 @@ impl EventsReconciler {
     }
 
     /// Reads the instances that task events touched and applies them.
+    /// Returns the receipts of the task events whose instance could not be
+    /// read, so they stay in the queue for another try.
     async fn read_instances(
         &self,
-        instances_by_cluster: BTreeMap<String, BTreeSet<String>>,
-    ) -> Result<(), EventsError> {
-        for (cluster, arns) in instances_by_cluster {
-            let arns: Vec<String> = arns.into_iter().collect();
+        instances_by_cluster: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    ) -> Result<Vec<String>, EventsError> {
+        let mut unread = Vec::new();
+        for (cluster, receipts_by_instance) in instances_by_cluster {
+            let arns: Vec<&String> = receipts_by_instance.keys().collect();
             for chunk in arns.chunks(100) {
                 let reply = match self
                     .ecs
                     .describe_container_instances()
                     .cluster(&cluster)
-                    .set_container_instances(Some(chunk.to_vec()))
+                    .set_container_instances(Some(chunk.iter().map(|arn| (*arn).clone()).collect()))
                     .send()
                     .await
                 {
                     Ok(reply) => reply,
                     Err(error) => {
-                        // The next full refresh reads them anyway.
-                        debug!(error = %aws_sdk_ecs::error::DisplayErrorContext(&error), "reading instances after task events failed");
+                        warn!(
+                            %cluster,
+                            instances = chunk.len(),
+                            error = %aws_sdk_ecs::error::DisplayErrorContext(&error),
+                            "reading instances after task events failed; the events stay queued for another try"
+                        );
+                        for arn in chunk {
+                            unread.extend(receipts_by_instance[*arn].iter().cloned());
+                        }
                         continue;
                     }
                 };
@@ -171,7 +186,7 @@ impl EventsReconciler {
                 }
             }
         }
-        Ok(())
+        Ok(unread)
     }
 
     async fn delete(&self, receipts: Vec<String>) -> Result<(), EventsError> {
@@ -212,6 +227,7 @@ impl Reconciler for EventsReconciler {
             .queue_url(&self.queue_url)
             .max_number_of_messages(10)
             .wait_time_seconds(self.wait.as_secs().min(20) as i32)
+            .visibility_timeout(EVENT_VISIBILITY.as_secs() as i32)
             .send();
         let reply = tokio::select! {
             reply = receive => reply.map_err(|error| EventsError::Queue {
@@ -222,7 +238,8 @@ impl Reconciler for EventsReconciler {
         };
         let mut receipts = Vec::new();
         let mut applied_times = Vec::new();
-        let mut task_instances: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        // Task events by cluster and instance, with their receipts.
+        let mut task_instances: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
         for message in reply.messages() {
             receipts.extend(message.receipt_handle().map(str::to_owned));
             let Ok(envelope) = serde_json::from_str::<Envelope>(message.body().unwrap_or_default())
@@ -245,14 +262,17 @@ impl Reconciler for EventsReconciler {
                         task_instances
                             .entry(cluster.to_owned())
                             .or_default()
-                            .insert(instance.to_owned());
+                            .entry(instance.to_owned())
+                            .or_default()
+                            .extend(message.receipt_handle().map(str::to_owned));
                         applied_times.extend(envelope.time);
                     }
                 }
                 _ => self.metrics.count("malformed"),
             }
         }
-        self.read_instances(task_instances).await?;
+        let unread = self.read_instances(task_instances).await?;
+        receipts.retain(|receipt| !unread.contains(receipt));
         let now = SystemTime::now();
         for time in applied_times {
             if let Ok(at) = humantime::parse_rfc3339_weak(&time) {

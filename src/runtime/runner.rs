@@ -28,10 +28,14 @@ impl Schedule {
         self.interval.mul_f64((1.0 + spread).max(0.0))
     }
 
+    /// Delays after consecutive failures, doubling from `backoff_initial`
+    /// and never above `backoff_max`. backon's jitter adds up to the current
+    /// delay again, so the doubling stops at half of `backoff_max`.
     fn backoff(&self) -> ExponentialBackoff {
+        let cap = self.backoff_max / 2;
         ExponentialBuilder::default()
-            .with_min_delay(self.backoff_initial)
-            .with_max_delay(self.backoff_max)
+            .with_min_delay(self.backoff_initial.min(cap))
+            .with_max_delay(cap)
             .with_jitter()
             .without_max_times()
             .build()
@@ -244,6 +248,17 @@ mod tests {
         }
     }
 
+    #[test]
+    fn backoff_stays_within_its_cap() {
+        let delays: Vec<Duration> = schedule().backoff().take(200).collect();
+        let max = Duration::from_secs(8);
+        assert!(delays.iter().all(|delay| *delay <= max), "{delays:?}");
+        // Jitter keeps going at the cap, between half of it and all of it.
+        let late = &delays[10..];
+        assert!(late.iter().all(|delay| *delay >= max / 2), "{late:?}");
+        assert!(late.iter().any(|delay| *delay != late[0]), "{late:?}");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn failures_back_off_then_recover() {
         let (runner, board, _registry) = runner();
@@ -256,8 +271,8 @@ mod tests {
         runner.spawn(&mut tasks, flaky.clone(), schedule(), shutdown.clone());
 
         // Three failures back off by at most 2 + 4 + 8 seconds (1 s doubling
-        // with jitter below twice the delay, capped at 8 s), far less than the
-        // 60 s interval.
+        // with jitter below twice the delay, never above 8 s), far less than
+        // the 60 s interval.
         tokio::time::sleep(Duration::from_secs(30)).await;
         assert_eq!(flaky.calls.load(Ordering::SeqCst), 4);
         let status = board.snapshot()["flaky"].clone();

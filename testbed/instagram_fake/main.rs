@@ -68,6 +68,12 @@ struct Args {
     /// header. The fake reports usage but never throttles by itself.
     #[arg(long, default_value_t = 200)]
     calls_per_hour: u32,
+
+    /// Base URL written into CDN links and paging links, such as the
+    /// address of a proxy in front of the fake. Defaults to the listening
+    /// address.
+    #[arg(long)]
+    public_url: Option<String>,
 }
 
 fn parse_ttl(text: &str) -> Result<Duration, String> {
@@ -89,11 +95,11 @@ async fn run(args: Args) -> Result<(), String> {
     let (listener, address) = serve::bind(args.listen).await?;
 
     let ttl_seconds = i64::try_from(args.url_ttl.as_secs()).unwrap_or(i64::MAX / 2);
-    let mut fake = Fake::new(
-        format!("http://{address}"),
-        ttl_seconds,
-        args.calls_per_hour,
-    );
+    let base_url = match &args.public_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => format!("http://{address}"),
+    };
+    let mut fake = Fake::new(base_url, ttl_seconds, args.calls_per_hour);
     let now = time::now();
     let issued = now - TOKEN_LIFETIME_SECONDS / 2;
     let times = TokenTimes {

@@ -60,13 +60,7 @@ async fn events_applied_in_version_order() {
     );
 
     let sqs = sqs_client();
-    let queue = sqs
-        .create_queue()
-        .queue_name(unique("ecs-events"))
-        .send()
-        .await
-        .unwrap();
-    let queue_url = queue.queue_url().unwrap().to_owned();
+    let queue_url = crate::support::scheduler::events_queue().await;
     let events = EventsReconciler::new(
         sqs.clone(),
         ecs,
@@ -172,14 +166,7 @@ async fn run_follows_fake_events_between_refreshes() {
         .seed(&json!({"clusters": [{"name": name, "instance_groups": [{"cpu": 2048, "memory": 4096}]}]}))
         .await;
     let instance_arn = reply.clusters[0].instances[0].arn.clone();
-    let sqs = sqs_client();
-    let queue = sqs
-        .create_queue()
-        .queue_name(unique("ecs-events"))
-        .send()
-        .await
-        .unwrap();
-    let queue_url = queue.queue_url().unwrap().to_owned();
+    let queue_url = crate::support::scheduler::events_queue().await;
     fake.set_events_queue(&queue_url, &crate::support::env::moto_endpoint())
         .await;
     let prefix = unique("tendevents");
@@ -231,5 +218,85 @@ async fn run_follows_fake_events_between_refreshes() {
     );
     drop(tend);
     crate::support::env::delete_keys(&format!("{prefix}:*"));
+    crate::support::env::delete_keys(&format!("*cluster/{name}*"));
+}
+
+#[tokio::test]
+async fn task_event_kept_when_instance_unreadable() {
+    use crate::support::http_fault_proxy::{HttpFaultProxy, HttpFaults, Peer};
+    let fake = FakeEcs::start().await;
+    let name = unique("events-unread");
+    let reply = fake
+        .seed(&json!({"clusters": [{"name": name, "instance_groups": [{"cpu": 2048, "memory": 4096}]}]}))
+        .await;
+    let instance_arn = reply.clusters[0].instances[0].arn.clone();
+    let cache = CapacityCache::new(shared_redis(), true);
+    let registry = prometheus::Registry::new();
+    CapacityReconciler::new(
+        Observer::new(ecs_client(fake.endpoint()), vec![name.clone()]),
+        cache.clone(),
+        EcsMetrics::register(&registry).unwrap(),
+        2,
+    )
+    .reconcile(&CancellationToken::new())
+    .await
+    .unwrap();
+    let cluster_arn = CapacityReader::new(cache.clone(), Duration::from_secs(60))
+        .cluster(&name)
+        .await
+        .unwrap()
+        .cluster
+        .arn;
+
+    // ECS fails every call, so the instance behind a task event stays unread.
+    let broken = HttpFaults {
+        error: 1.0,
+        ..HttpFaults::at(0.0)
+    };
+    let ecs_proxy = HttpFaultProxy::start(fake.endpoint(), Peer::Aws, broken).await;
+    let sqs = sqs_client();
+    let queue_url = crate::support::scheduler::events_queue().await;
+    let events = EventsReconciler::new(
+        sqs.clone(),
+        ecs_client(&ecs_proxy.url()),
+        cache,
+        queue_url.clone(),
+        Duration::from_secs(1),
+        EventMetrics::register(&registry).unwrap(),
+    );
+    let task_event = json!({
+        "version": "0", "id": unique("event"), "detail-type": "ECS Task State Change", "source": "aws.ecs",
+        "time": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        "detail": {"clusterArn": cluster_arn, "containerInstanceArn": instance_arn, "lastStatus": "RUNNING", "version": 2}
+    });
+    sqs.send_message()
+        .queue_url(&queue_url)
+        .message_body(task_event.to_string())
+        .send()
+        .await
+        .unwrap();
+    events.reconcile(&CancellationToken::new()).await.unwrap();
+
+    assert!(ecs_proxy.counts.faults() > 0, "ECS was never asked");
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(
+            aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        )
+        .send()
+        .await
+        .unwrap();
+    let in_flight = attributes
+        .attributes()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        })
+        .cloned();
+    assert_eq!(
+        in_flight.as_deref(),
+        Some("1"),
+        "the task event was deleted although its instance was never read"
+    );
     crate::support::env::delete_keys(&format!("*cluster/{name}*"));
 }

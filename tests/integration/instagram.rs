@@ -12,7 +12,7 @@ use crate::support::instagram_fake::InstagramFake;
 use crate::support::unique;
 
 /// A media id unique to this test run (Ghost is shared by all tests).
-fn media_id(label: &str) -> String {
+pub(crate) fn media_id(label: &str) -> String {
     unique(label).replace('-', "_")
 }
 
@@ -446,7 +446,10 @@ async fn foreign_media_host_refused() {
 /// child's environment holds only PATH, dummy AWS credentials for moto, the
 /// switch that turns off EC2 metadata lookups and `env`, so nothing from the
 /// caller's environment (an AWS profile, TEND_ variables) reaches it.
-fn reconcile_once(env: &BTreeMap<String, String>, extra_args: &[&str]) -> std::process::Command {
+pub(crate) fn reconcile_once(
+    env: &BTreeMap<String, String>,
+    extra_args: &[&str],
+) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tend"));
     command
         .args(["reconcile", "instagram", "--once"])
@@ -496,74 +499,7 @@ async fn kills_during_backfill_leave_one_post_each() {
     let status = run().wait().expect("tend exits");
     assert!(status.success(), "final pass failed: {status:?}");
 
-    let (url, key) = crate::support::instagram::ghost_env();
-    let ghost = tend::instagram::Ghost::new(
-        reqwest::Client::new(),
-        &url,
-        &tend::config::Secret::new(key),
-    )
-    .unwrap();
-    let posts = ghost
-        .posts_tagged(&format!(
-            "hash-{}",
-            tag.trim_start_matches('#').to_lowercase()
-        ))
-        .await
-        .unwrap();
-    assert_eq!(posts.len(), 50, "exactly one post per item");
-    let mut slugs: Vec<&str> = posts.iter().map(|p| p.slug.as_str()).collect();
-    slugs.sort_unstable();
-    slugs.dedup();
-    assert_eq!(slugs.len(), 50);
-    assert!(
-        slugs
-            .iter()
-            .all(|s| s.starts_with("instagram-") && !s.ends_with("-2")),
-        "{slugs:?}"
-    );
-
-    // Every item has a sidecar, and every file it lists exists with its size.
-    let s3 = crate::support::instagram::s3_client();
-    let mut sidecars = 0;
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(&bucket)
-        .prefix("instagram/")
-        .delimiter("/")
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        for object in page.unwrap().contents() {
-            let key = object.key().unwrap();
-            let body = s3
-                .get_object()
-                .bucket(&bucket)
-                .key(key)
-                .send()
-                .await
-                .unwrap()
-                .body
-                .collect()
-                .await
-                .unwrap();
-            let sidecar: Value = serde_json::from_slice(&body.into_bytes()).unwrap();
-            for file in sidecar["files"].as_array().unwrap() {
-                let head = s3
-                    .head_object()
-                    .bucket(&bucket)
-                    .key(file["key"].as_str().unwrap())
-                    .send()
-                    .await
-                    .expect("archived file exists");
-                assert_eq!(
-                    head.content_length().unwrap_or(-1) as u64,
-                    file["bytes"].as_u64().unwrap()
-                );
-            }
-            sidecars += 1;
-        }
-    }
-    assert_eq!(sidecars, 50);
+    crate::support::instagram::check_backfill(&bucket, &tag, 50).await;
 }
 
 #[tokio::test]

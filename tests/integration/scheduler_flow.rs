@@ -13,7 +13,7 @@ use crate::support::tend::TendEnv;
 use crate::support::unique;
 
 /// Registers a task definition of one container with `cpu` and `memory`.
-async fn task_definition(endpoint: &str, family: &str, cpu: i32, memory: i32) -> String {
+pub(crate) async fn task_definition(endpoint: &str, family: &str, cpu: i32, memory: i32) -> String {
     let container = aws_sdk_ecs::types::ContainerDefinition::builder()
         .name("main")
         .image("example/worker:1")
@@ -36,7 +36,7 @@ async fn task_definition(endpoint: &str, family: &str, cpu: i32, memory: i32) ->
 
 /// Every task the fake started, oldest first, as DescribeTasks shows them
 /// (fields `startedBy`, `createdAt` in seconds, `lastStatus`).
-async fn fake_tasks(fake: &FakeEcs) -> Vec<Value> {
+pub(crate) async fn fake_tasks(fake: &FakeEcs) -> Vec<Value> {
     tasks_of(fake.endpoint()).await
 }
 
@@ -105,12 +105,12 @@ async fn stage_failures(fake: &FakeEcs, reason: &str, count: u32) {
     assert_eq!(status, 200, "{body}");
 }
 
-fn request(cluster: &str, family: &str, memory: i64, started_by: &str) -> String {
+pub(crate) fn request(cluster: &str, family: &str, memory: i64, started_by: &str) -> String {
     json!({"cluster": cluster, "task_definition": family, "cpu": 100, "memory": memory, "started_by": started_by})
         .to_string()
 }
 
-async fn run_task_calls(fake: &FakeEcs) -> u64 {
+pub(crate) async fn run_task_calls(fake: &FakeEcs) -> u64 {
     fake.calls().await.get("RunTask").copied().unwrap_or(0)
 }
 
@@ -326,7 +326,7 @@ async fn three_replicas_never_oversubscribe() {
 }
 
 /// `tend run` with both loops against the fake, moto and `redis_url`.
-fn scheduler_env(fake: &FakeEcs, queues: &Queues, redis_url: &str) -> TendEnv {
+pub(crate) fn scheduler_env(fake: &FakeEcs, queues: &Queues, redis_url: &str) -> TendEnv {
     TendEnv::new(fake.endpoint(), redis_url, &unique("tendrun"))
         .set(
             "AWS_ENDPOINT_URL_SQS",
@@ -353,34 +353,57 @@ async fn redis_outage_blocks_launches_then_resumes() {
     let tend = scheduler_env(&fake, &queues, &redis.url()).spawn_run();
     tend.wait_ready(Duration::from_secs(30)).await;
 
+    // Redis is down for 10 s while requests wait in the queue.
     redis.stop();
+    let stopped = Instant::now();
     for _ in 0..3 {
         queues
             .send(0, &request(&cluster, "r2-worker", 100, "r2"))
             .await;
     }
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut reported = None;
+    while stopped.elapsed() < Duration::from_secs(10) {
+        let (status, body) = tend.get("/readyz").await;
+        if status == 503 && body.contains("redis") && reported.is_none() {
+            reported = Some(stopped.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert_eq!(
         run_task_calls(&fake).await,
         0,
         "no launch without a capacity answer"
     );
+    let reported = reported.expect("/readyz reported Redis as down");
     let (status, body) = tend.get("/readyz").await;
-    assert_eq!(status, 503);
-    assert!(body.contains("redis"), "{body}");
+    assert_eq!(status, 503, "{body}");
 
     redis.restart();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let restarted = Instant::now();
+    let deadline = restarted + Duration::from_secs(30);
+    let mut first_launch = None;
     while fake_tasks(&fake).await.len() < 3 {
+        if first_launch.is_none() && run_task_calls(&fake).await > 0 {
+            first_launch = Some(restarted.elapsed());
+        }
         assert!(
             Instant::now() < deadline,
             "launches did not resume:\n{}",
             tend.log()
         );
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(queues.total(0).await, 0);
+    let all_started = restarted.elapsed();
     tend.wait_ready(Duration::from_secs(10)).await;
+    println!(
+        "redis outage: not ready after {reported:.1?}; after Redis returned: first launch {:.1?}, \
+         all 3 started {all_started:.1?}, ready {:.1?}",
+        first_launch.unwrap_or(all_started),
+        restarted.elapsed()
+    );
+    assert_eq!(queues.total(0).await, 0, "nothing left in the queue");
+    assert!(queues.dead_lettered().await.is_empty(), "nothing lost");
+    assert_eq!(fake_tasks(&fake).await.len(), 3, "each request once");
 }
 
 #[tokio::test]
@@ -466,19 +489,70 @@ async fn backfill_policy_uses_spare_room() {
     assert_eq!(started[0]["startedBy"], "low");
 }
 
+/// Queues `total` requests for 100 MiB tasks, alternating between two
+/// queues, for a new cluster of four instances with room for all of them.
+pub(crate) async fn request_load(fake: &FakeEcs, label: &str, total: usize) -> Queues {
+    let cluster = unique(label);
+    fake.seed(&json!({"clusters": [{"name": cluster, "instance_groups": [{"count": 4, "cpu": 4096, "memory": 4096}]}]}))
+        .await;
+    let family = format!("{label}-worker");
+    task_definition(fake.endpoint(), &family, 100, 100).await;
+    let queues = Queues::create(2, None).await;
+    for n in 0..total {
+        let body = request(&cluster, &family, 100, &format!("request-{n}"));
+        queues.send(n % 2, &body).await;
+    }
+    queues
+}
+
+/// Waits until `total` tasks run and both queues are empty, at most `limit`.
+pub(crate) async fn wait_all_started(
+    fake: &FakeEcs,
+    queues: &Queues,
+    total: usize,
+    limit: Duration,
+    tend: &crate::support::tend::RunningTend,
+) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let started = fake_tasks(fake).await.len();
+        let waiting = queues.total(0).await + queues.total(1).await;
+        if started >= total && waiting == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{started} started, {waiting} waiting:\n{}",
+            tend.log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Checks that each of the `total` requests started exactly one task and
+/// none was dead-lettered.
+pub(crate) async fn assert_started_once(fake: &FakeEcs, queues: &Queues, total: usize) {
+    let started = fake_tasks(fake).await;
+    let mut labels: Vec<&str> = started
+        .iter()
+        .filter_map(|t| t["startedBy"].as_str())
+        .collect();
+    labels.sort_unstable();
+    let before = labels.len();
+    labels.dedup();
+    assert_eq!(before, total, "exactly one task per request");
+    assert_eq!(labels.len(), total, "no request started twice");
+    assert!(
+        queues.dead_lettered().await.is_empty(),
+        "nothing dead-lettered"
+    );
+}
+
 #[tokio::test]
 async fn kills_during_scheduling_lose_and_duplicate_nothing() {
     let fake = FakeEcs::start().await;
-    let cluster = unique("killsched");
-    fake.seed(&json!({"clusters": [{"name": cluster, "instance_groups": [{"count": 4, "cpu": 4096, "memory": 4096}]}]}))
-        .await;
-    task_definition(fake.endpoint(), "kill-worker", 100, 100).await;
-    let queues = Queues::create(2, None).await;
     let total = 40;
-    for n in 0..total {
-        let body = request(&cluster, "kill-worker", 100, &format!("request-{n}"));
-        queues.send(n % 2, &body).await;
-    }
+    let queues = request_load(&fake, "killsched", total).await;
     let redis_prefix = unique("tendkillsched");
     let env = scheduler_env(&fake, &queues, crate::support::env::REDIS_URL)
         .set("TEND_REDIS_KEY_PREFIX", &redis_prefix)
@@ -495,35 +569,8 @@ async fn kills_during_scheduling_lose_and_duplicate_nothing() {
         tend.kill9();
     }
     let tend = env.spawn_run();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let started = fake_tasks(&fake).await;
-        let waiting = queues.total(0).await + queues.total(1).await;
-        if started.len() >= total && waiting == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} started, {waiting} waiting:\n{}",
-            started.len(),
-            tend.log()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    let started = fake_tasks(&fake).await;
-    let mut labels: Vec<&str> = started
-        .iter()
-        .filter_map(|t| t["startedBy"].as_str())
-        .collect();
-    labels.sort_unstable();
-    let before = labels.len();
-    labels.dedup();
-    assert_eq!(before, total, "exactly one task per request");
-    assert_eq!(labels.len(), total, "no request started twice");
-    assert!(
-        queues.dead_lettered().await.is_empty(),
-        "nothing dead-lettered"
-    );
+    wait_all_started(&fake, &queues, total, Duration::from_secs(90), &tend).await;
+    assert_started_once(&fake, &queues, total).await;
 }
 
 #[tokio::test]

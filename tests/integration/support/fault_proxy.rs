@@ -1,33 +1,59 @@
-//! A TCP proxy on 127.0.0.1 that injects faults between tend and a peer:
-//! each chunk forwarded in either direction may be delayed, or may end
-//! the connection (both sides closed at once, as a reset or a crashed
-//! peer looks to the client). Works for any TCP protocol: HTTP, Redis.
-//! No installable fault proxy exists here, so the tests carry this one.
+//! A TCP proxy on 127.0.0.1 that injects faults between tend and a peer
+//! that speaks a request-reply protocol, such as Redis. Each burst the
+//! client sends after a reply counts as one request; a request may be
+//! delayed, or the connection may end (both sides closed at once, as a
+//! reset or a crashed peer looks to the client) either before the request
+//! reaches the peer or after the peer has acted on it and before its reply
+//! gets back. No installable fault proxy exists here, so the tests carry
+//! this one; `http_fault_proxy` is its HTTP counterpart.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-/// Fault rates, each a probability per forwarded chunk.
+/// Fault rates, each a probability per request.
 #[derive(Debug, Clone, Copy)]
 pub struct Faults {
-    /// Chance that a chunk ends the connection instead of being forwarded.
+    /// Chance that a request ends the connection: half of these before the
+    /// peer sees the request, half after it has acted on it.
     pub drop: f64,
-    /// Chance that a chunk is held back for `latency` first.
+    /// Chance that a request is held back for `latency` first.
     pub delay: f64,
     pub latency: Duration,
 }
 
+impl Faults {
+    /// `rate` of requests end their connection and as many are delayed
+    /// by 20 ms.
+    pub const fn at(rate: f64) -> Self {
+        Self {
+            drop: rate,
+            delay: rate,
+            latency: Duration::from_millis(20),
+        }
+    }
+}
+
 pub struct FaultProxy {
     pub address: SocketAddr,
+    /// Requests seen.
+    pub requests: Arc<AtomicU64>,
     /// Connections ended by an injected fault.
     pub dropped: Arc<AtomicU64>,
     task: JoinHandle<()>,
+}
+
+/// State of one proxied connection, shared by its two directions.
+struct Exchange {
+    /// The next client burst starts a new request.
+    fresh: AtomicBool,
+    /// Drop the connection instead of relaying the peer's next reply.
+    drop_reply: AtomicBool,
 }
 
 impl FaultProxy {
@@ -37,27 +63,33 @@ impl FaultProxy {
             .await
             .expect("bind a loopback port");
         let address = listener.local_addr().unwrap();
+        let requests = Arc::new(AtomicU64::new(0));
         let dropped = Arc::new(AtomicU64::new(0));
-        let counter = dropped.clone();
+        let counters = (requests.clone(), dropped.clone());
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let counter = counter.clone();
+                let counters = counters.clone();
                 tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(target).await {
-                        pipe(client, server, faults, counter).await;
+                        pipe(client, server, faults, counters).await;
                     }
                 });
             }
         });
         Self {
             address,
+            requests,
             dropped,
             task,
         }
     }
 
-    pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+    pub fn summary(&self) -> String {
+        format!(
+            "{} requests, {} connections dropped",
+            self.requests.load(Ordering::Relaxed),
+            self.dropped.load(Ordering::Relaxed)
+        )
     }
 }
 
@@ -68,11 +100,26 @@ impl Drop for FaultProxy {
 }
 
 /// Forwards both directions until either side closes or a fault hits.
-async fn pipe(client: TcpStream, server: TcpStream, faults: Faults, dropped: Arc<AtomicU64>) {
+async fn pipe(
+    client: TcpStream,
+    server: TcpStream,
+    faults: Faults,
+    (requests, dropped): (Arc<AtomicU64>, Arc<AtomicU64>),
+) {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
-    let upstream = forward(&mut client_read, &mut server_write, faults);
-    let downstream = forward(&mut server_read, &mut client_write, faults);
+    let exchange = Exchange {
+        fresh: AtomicBool::new(true),
+        drop_reply: AtomicBool::new(false),
+    };
+    let upstream = requests_to_peer(
+        &mut client_read,
+        &mut server_write,
+        faults,
+        &exchange,
+        &requests,
+    );
+    let downstream = replies_to_client(&mut server_read, &mut client_write, &exchange);
     // Whichever direction ends first ends the connection.
     let faulted = tokio::select! {
         faulted = upstream => faulted,
@@ -83,24 +130,60 @@ async fn pipe(client: TcpStream, server: TcpStream, faults: Faults, dropped: Arc
     }
 }
 
-/// Copies chunks from `from` to `to`; returns true when a fault ended it.
-async fn forward<R, W>(from: &mut R, to: &mut W, faults: Faults) -> bool
+/// Copies client bursts to the peer, deciding each request's fate at its
+/// first burst; returns true when a fault ended the connection.
+async fn requests_to_peer<R, W>(
+    from: &mut R,
+    to: &mut W,
+    faults: Faults,
+    exchange: &Exchange,
+    requests: &AtomicU64,
+) -> bool
 where
     R: AsyncReadExt + Unpin,
     W: AsyncWriteExt + Unpin,
 {
-    let mut buffer = vec![0u8; 16 * 1024];
+    let mut buffer = vec![0u8; 64 * 1024];
     loop {
         let read = match from.read(&mut buffer).await {
             Ok(0) | Err(_) => return false,
             Ok(read) => read,
         };
-        if fastrand::f64() < faults.drop {
+        if exchange.fresh.swap(false, Ordering::AcqRel) {
+            requests.fetch_add(1, Ordering::Relaxed);
+            if fastrand::f64() < faults.delay {
+                tokio::time::sleep(faults.latency).await;
+            }
+            if fastrand::f64() < faults.drop {
+                if fastrand::bool() {
+                    return true;
+                }
+                exchange.drop_reply.store(true, Ordering::Release);
+            }
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return false;
+        }
+    }
+}
+
+/// Copies the peer's replies to the client; returns true when a fault
+/// ended the connection.
+async fn replies_to_client<R, W>(from: &mut R, to: &mut W, exchange: &Exchange) -> bool
+where
+    R: AsyncReadExt + Unpin,
+    W: AsyncWriteExt + Unpin,
+{
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return false,
+            Ok(read) => read,
+        };
+        if exchange.drop_reply.swap(false, Ordering::AcqRel) {
             return true;
         }
-        if fastrand::f64() < faults.delay {
-            tokio::time::sleep(faults.latency).await;
-        }
+        exchange.fresh.store(true, Ordering::Release);
         if to.write_all(&buffer[..read]).await.is_err() {
             return false;
         }

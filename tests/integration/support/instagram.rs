@@ -191,3 +191,72 @@ impl Harness {
             .unwrap_or(0.0)
     }
 }
+
+/// Checks a finished backfill of `expected` items tagged `tag`: exactly
+/// one post per item with its plain slug, one sidecar per item in
+/// `bucket`, and every file a sidecar lists archived with its size. Reads
+/// Ghost and S3 directly, never through a test's fault proxy.
+pub async fn check_backfill(bucket: &str, tag: &str, expected: usize) {
+    let (url, key) = ghost_env();
+    let ghost = Ghost::new(
+        reqwest::Client::new(),
+        &url,
+        &tend::config::Secret::new(key),
+    )
+    .unwrap();
+    let tag_slug = format!("hash-{}", tag.trim_start_matches('#').to_lowercase());
+    let posts = ghost.posts_tagged(&tag_slug).await.unwrap();
+    assert_eq!(posts.len(), expected, "exactly one post per item");
+    let mut slugs: Vec<&str> = posts.iter().map(|p| p.slug.as_str()).collect();
+    slugs.sort_unstable();
+    slugs.dedup();
+    assert_eq!(slugs.len(), expected);
+    assert!(
+        slugs
+            .iter()
+            .all(|s| s.starts_with("instagram-") && !s.ends_with("-2")),
+        "{slugs:?}"
+    );
+
+    let s3 = s3_client();
+    let mut sidecars = 0;
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix("instagram/")
+        .delimiter("/")
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for object in page.unwrap().contents() {
+            let key = object.key().unwrap();
+            let body = s3
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap()
+                .body
+                .collect()
+                .await
+                .unwrap();
+            let sidecar: serde_json::Value = serde_json::from_slice(&body.into_bytes()).unwrap();
+            for file in sidecar["files"].as_array().unwrap() {
+                let head = s3
+                    .head_object()
+                    .bucket(bucket)
+                    .key(file["key"].as_str().unwrap())
+                    .send()
+                    .await
+                    .expect("archived file exists");
+                assert_eq!(
+                    head.content_length().unwrap_or(-1) as u64,
+                    file["bytes"].as_u64().unwrap()
+                );
+            }
+            sidecars += 1;
+        }
+    }
+    assert_eq!(sidecars, expected, "one sidecar per item");
+}

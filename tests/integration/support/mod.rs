@@ -3,6 +3,7 @@
 pub mod ecs_fake;
 pub mod env;
 pub mod fault_proxy;
+pub mod http_fault_proxy;
 pub mod instagram;
 pub mod instagram_fake;
 pub mod scheduler;

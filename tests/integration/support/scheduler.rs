@@ -154,6 +154,11 @@ impl Queues {
     }
 }
 
+/// Creates an empty queue for ECS events in moto; returns its URL.
+pub async fn events_queue() -> String {
+    create_queue(&sqs_client(), &unique("ecs-events"), HashMap::new()).await
+}
+
 async fn create_queue(
     client: &aws_sdk_sqs::Client,
     name: &str,

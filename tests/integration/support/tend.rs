@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::env::{free_port, wait_for_port};
+use super::env::free_port;
 
 /// Environment for one `tend` process: dummy AWS credentials, a region, the
 /// ECS endpoint and tend's own settings.
@@ -72,8 +72,9 @@ impl TendEnv {
             .stderr(log.reopen().expect("log file reopens"))
             .spawn()
             .expect("tend binary runs");
-        wait_for_port(port);
-        RunningTend { port, child, log }
+        let mut tend = RunningTend { port, child, log };
+        tend.wait_listening();
+        tend
     }
 }
 
@@ -130,6 +131,27 @@ impl RunningTend {
             assert!(
                 started.elapsed() < limit,
                 "tend did not exit within {limit:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until the HTTP port accepts connections; panics with the log
+    /// if the process exits first or takes more than 15 s.
+    fn wait_listening(&mut self) {
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(status) = self.child.try_wait().expect("wait works") {
+                panic!(
+                    "tend exited with {status} before listening:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "tend not listening on port {} after 15 s:\n{}",
+                self.port,
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
