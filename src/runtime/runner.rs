@@ -106,8 +106,10 @@ impl Runner {
                     .next()
                     .unwrap_or(schedule.backoff_max),
             };
+            // checked_add: a requeue delay too large for a timestamp shows
+            // no next run instead of panicking.
             self.board.update(name, |status| {
-                status.next_run_at = Some(SystemTime::now() + delay)
+                status.next_run_at = SystemTime::now().checked_add(delay)
             });
             tokio::select! {
                 () = shutdown.cancelled() => break,

@@ -104,6 +104,7 @@ async fn kill_during_writes_keeps_cache_consistent() {
 
     // A restart converges to the fake's current state once the killed
     // process's lease has expired.
+    let recovery = std::time::Instant::now();
     let tend = env.spawn_run();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while check_consistent(&prefix) < CLUSTERS {
@@ -114,6 +115,11 @@ async fn kill_during_writes_keeps_cache_consistent() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    println!(
+        "cache kill -9: 6 kills mid-write, every cluster consistent after each; \
+         {CLUSTERS} clusters cached {:.1?} after the restart",
+        recovery.elapsed()
+    );
     drop(tend);
     delete_keys(&format!("{prefix}:*"));
     for name in &names {

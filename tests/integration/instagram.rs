@@ -496,8 +496,13 @@ async fn kills_during_backfill_leave_one_post_each() {
         let _ = child.kill();
         let _ = child.wait();
     }
+    let recovery = std::time::Instant::now();
     let status = run().wait().expect("tend exits");
     assert!(status.success(), "final pass failed: {status:?}");
+    println!(
+        "instagram kill -9: 20 kills, then a pass of {:.1?} finished the backfill",
+        recovery.elapsed()
+    );
 
     crate::support::instagram::check_backfill(&bucket, &tag, 50).await;
 }
