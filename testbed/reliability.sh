@@ -39,10 +39,12 @@ cargo build --tests --quiet
 for round in $(seq "$rounds"); do
   log "round $round of $rounds"
   started=$(date +%s)
-  cargo test --quiet --test integration -- --nocapture "${suites[@]}" >"$output" 2>&1 || {
+  # One test at a time: the figures then come from an otherwise idle
+  # machine, and the printed lines do not interleave.
+  cargo test --quiet --test integration -- --nocapture --test-threads=1 "${suites[@]}" >"$output" 2>&1 || {
     cat "$output" >&2
     exit 1
   }
-  grep -E '^(capacity|events|scheduler|instagram|redis outage|cache kill|instagram kill|scheduler kill|kill points seed):|^test result' "$output"
+  grep -oE '(capacity|events|scheduler|instagram|redis outage|cache kill -9|instagram kill -9|scheduler kill -9|kill points seed): .*|test result: .*' "$output"
   log "round $round passed in $(($(date +%s) - started)) s"
 done

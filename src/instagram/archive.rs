@@ -25,7 +25,9 @@ pub const PART_SIZE: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
-    #[error("media URL host {host:?} is not in instagram.cdn_hosts; refusing to download from it")]
+    #[error(
+        "media URL host {host:?} is not in instagram.cdn_hosts, so tend did not download it; add the host to instagram.cdn_hosts if it serves Instagram media"
+    )]
     HostNotAllowed { host: String },
     #[error("media URL is not a valid http(s) URL")]
     InvalidUrl,

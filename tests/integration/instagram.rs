@@ -465,15 +465,17 @@ pub(crate) fn reconcile_once(
 
 #[tokio::test]
 async fn kills_during_backfill_leave_one_post_each() {
+    // Enough items that the backfill outlasts most of the 20 kills.
+    let total = 120;
     let fake = InstagramFake::start().await;
     let prefix = media_id("crash");
     let reply = fake
         .generate(
-            &json!({"count": 50, "prefix": prefix, "start": "2020-01-01T00:00:00+0000",
+            &json!({"count": total, "prefix": prefix, "start": "2020-01-01T00:00:00+0000",
                           "with_carousels": true, "with_videos": true}),
         )
         .await;
-    assert_eq!(reply["created"], 50, "{reply}");
+    assert_eq!(reply["created"], total, "{reply}");
     let bucket = crate::support::instagram::bucket().await;
     let tag = format!("#{}", unique("tend-crash"));
     let env = crate::support::instagram::env_for(&fake, &bucket, &tag, &unique("tendcrash"));
@@ -489,22 +491,28 @@ async fn kills_during_backfill_leave_one_post_each() {
     let seed = fastrand::u64(..);
     println!("kill points seed: {seed}");
     let mut rng = fastrand::Rng::with_seed(seed);
+    let mut mid_backfill = 0;
     for _ in 0..20 {
         let millis = rng.u64(100..1500);
         let mut child = run();
         tokio::time::sleep(Duration::from_millis(millis)).await;
         let _ = child.kill();
         let _ = child.wait();
+        if crate::support::instagram::sidecar_keys(&bucket).await.len() < total {
+            mid_backfill += 1;
+        }
     }
+    let left = total - crate::support::instagram::sidecar_keys(&bucket).await.len();
     let recovery = std::time::Instant::now();
     let status = run().wait().expect("tend exits");
     assert!(status.success(), "final pass failed: {status:?}");
     println!(
-        "instagram kill -9: 20 kills, then a pass of {:.1?} finished the backfill",
+        "instagram kill -9: {mid_backfill} of 20 kills with items left; {left} of {total} left \
+         for the last run, which took {:.1?}",
         recovery.elapsed()
     );
 
-    crate::support::instagram::check_backfill(&bucket, &tag, 50).await;
+    crate::support::instagram::check_backfill(&bucket, &tag, total).await;
 }
 
 #[tokio::test]

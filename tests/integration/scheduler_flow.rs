@@ -490,10 +490,11 @@ async fn backfill_policy_uses_spare_room() {
 }
 
 /// Queues `total` requests for 100 MiB tasks, alternating between two
-/// queues, for a new cluster of four instances with room for all of them.
+/// queues, for a new cluster with room for all of them (40 per instance).
 pub(crate) async fn request_load(fake: &FakeEcs, label: &str, total: usize) -> Queues {
     let cluster = unique(label);
-    fake.seed(&json!({"clusters": [{"name": cluster, "instance_groups": [{"count": 4, "cpu": 4096, "memory": 4096}]}]}))
+    let instances = total.div_ceil(40).max(4);
+    fake.seed(&json!({"clusters": [{"name": cluster, "instance_groups": [{"count": instances, "cpu": 4096, "memory": 4096}]}]}))
         .await;
     let family = format!("{label}-worker");
     task_definition(fake.endpoint(), &family, 100, 100).await;
@@ -551,30 +552,45 @@ pub(crate) async fn assert_started_once(fake: &FakeEcs, queues: &Queues, total: 
 #[tokio::test]
 async fn kills_during_scheduling_lose_and_duplicate_nothing() {
     let fake = FakeEcs::start().await;
-    let total = 40;
+    // Enough requests that scheduling outlasts 20 kills.
+    let total = 500;
     let queues = request_load(&fake, "killsched", total).await;
     let redis_prefix = unique("tendkillsched");
     let env = scheduler_env(&fake, &queues, crate::support::env::REDIS_URL)
         .set("TEND_REDIS_KEY_PREFIX", &redis_prefix)
         .set("TEND_RUNTIME_LEASE_TTL", "1s")
-        .set("TEND_SCHEDULER_VISIBILITY_TIMEOUT", "2s")
-        .set("TEND_SCHEDULER_PASS_TIMEOUT", "1s");
-    // Kill at 20 random points under load, restarting each time.
+        // Requests a killed process held come back after 10 s.
+        .set("TEND_SCHEDULER_VISIBILITY_TIMEOUT", "10s")
+        .set("TEND_SCHEDULER_PASS_TIMEOUT", "5s");
+
+    // Kill at random points, restarting each time, until 20 kills have
+    // landed with requests still waiting.
     let seed = fastrand::u64(..);
     println!("kill points seed: {seed}");
     let mut rng = fastrand::Rng::with_seed(seed);
-    for _ in 0..20 {
+    let mut under_load = 0;
+    let mut kills = 0;
+    while under_load < 20 && kills < 40 {
         let mut tend = env.spawn_run();
         tokio::time::sleep(Duration::from_millis(rng.u64(50..700))).await;
         tend.kill9();
+        kills += 1;
+        if fake_tasks(&fake).await.len() < total {
+            under_load += 1;
+        }
     }
+    assert_eq!(
+        under_load, 20,
+        "only {under_load} of {kills} kills landed with requests waiting; queue more requests"
+    );
+
     let before_restart = fake_tasks(&fake).await.len();
     let recovery = Instant::now();
     let tend = env.spawn_run();
     wait_all_started(&fake, &queues, total, Duration::from_secs(90), &tend).await;
     println!(
-        "scheduler kill -9: 20 kills, {before_restart} of {total} started before the last restart, \
-         the rest {:.1?} after it",
+        "scheduler kill -9: {under_load} of {kills} kills with requests waiting; {before_restart} of \
+         {total} started before the last restart, the rest {:.1?} after it",
         recovery.elapsed()
     );
     assert_started_once(&fake, &queues, total).await;

@@ -192,6 +192,27 @@ impl Harness {
     }
 }
 
+/// Keys of the sidecars in `bucket`: one per archived item.
+pub async fn sidecar_keys(bucket: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut pages = s3_client()
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix("instagram/")
+        .delimiter("/")
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        keys.extend(
+            page.unwrap()
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+    }
+    keys
+}
+
 /// Checks a finished backfill of `expected` items tagged `tag`: exactly
 /// one post per item with its plain slug, one sidecar per item in
 /// `bucket`, and every file a sidecar lists archived with its size. Reads
@@ -219,44 +240,33 @@ pub async fn check_backfill(bucket: &str, tag: &str, expected: usize) {
     );
 
     let s3 = s3_client();
-    let mut sidecars = 0;
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix("instagram/")
-        .delimiter("/")
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        for object in page.unwrap().contents() {
-            let key = object.key().unwrap();
-            let body = s3
-                .get_object()
+    let keys = sidecar_keys(bucket).await;
+    for key in &keys {
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap();
+        let sidecar: serde_json::Value = serde_json::from_slice(&body.into_bytes()).unwrap();
+        for file in sidecar["files"].as_array().unwrap() {
+            let head = s3
+                .head_object()
                 .bucket(bucket)
-                .key(key)
+                .key(file["key"].as_str().unwrap())
                 .send()
                 .await
-                .unwrap()
-                .body
-                .collect()
-                .await
-                .unwrap();
-            let sidecar: serde_json::Value = serde_json::from_slice(&body.into_bytes()).unwrap();
-            for file in sidecar["files"].as_array().unwrap() {
-                let head = s3
-                    .head_object()
-                    .bucket(bucket)
-                    .key(file["key"].as_str().unwrap())
-                    .send()
-                    .await
-                    .expect("archived file exists");
-                assert_eq!(
-                    head.content_length().unwrap_or(-1) as u64,
-                    file["bytes"].as_u64().unwrap()
-                );
-            }
-            sidecars += 1;
+                .expect("archived file exists");
+            assert_eq!(
+                head.content_length().unwrap_or(-1) as u64,
+                file["bytes"].as_u64().unwrap()
+            );
         }
     }
-    assert_eq!(sidecars, expected, "one sidecar per item");
+    assert_eq!(keys.len(), expected, "one sidecar per item");
 }
