@@ -160,7 +160,7 @@ impl EventsReconciler {
                     .await
                 {
                     Ok(reply) => reply,
-                    Err(error) => {
+                    Err(error) if is_transient(&error) => {
                         warn!(
                             %cluster,
                             instances = chunk.len(),
@@ -170,6 +170,17 @@ impl EventsReconciler {
                         for arn in chunk {
                             unread.extend(receipts_by_instance[*arn].iter().cloned());
                         }
+                        continue;
+                    }
+                    Err(error) => {
+                        // Another try would fail the same way; the next
+                        // full refresh reads these instances.
+                        warn!(
+                            %cluster,
+                            instances = chunk.len(),
+                            error = %aws_sdk_ecs::error::DisplayErrorContext(&error),
+                            "reading instances after task events failed; dropping the events"
+                        );
                         continue;
                     }
                 };
@@ -288,6 +299,26 @@ impl Reconciler for EventsReconciler {
             summary: serde_json::json!({ "events": received }),
         })
     }
+}
+
+/// Whether a failed instance read may succeed on another try: transport
+/// failures, timeouts, throttling and ECS server errors. Client errors,
+/// such as an unknown cluster or missing permissions, would fail again.
+fn is_transient(
+    error: &aws_sdk_ecs::error::SdkError<
+        aws_sdk_ecs::operation::describe_container_instances::DescribeContainerInstancesError,
+        aws_smithy_runtime_api::http::Response,
+    >,
+) -> bool {
+    use aws_sdk_ecs::error::ProvideErrorMetadata;
+    let Some(service) = error.as_service_error() else {
+        return true;
+    };
+    service.is_server_exception()
+        || matches!(
+            service.code(),
+            Some("ThrottlingException" | "RequestLimitExceeded" | "ServiceUnavailable")
+        )
 }
 
 /// Builds an instance from the `detail` of a container instance event,

@@ -278,25 +278,69 @@ async fn task_event_kept_when_instance_unreadable() {
     events.reconcile(&CancellationToken::new()).await.unwrap();
 
     assert!(ecs_proxy.counts.faults() > 0, "ECS was never asked");
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(
-            aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-        )
-        .send()
-        .await
-        .unwrap();
-    let in_flight = attributes
-        .attributes()
-        .and_then(|a| {
-            a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        })
-        .cloned();
     assert_eq!(
-        in_flight.as_deref(),
-        Some("1"),
+        messages_in_flight(&sqs, &queue_url).await,
+        1,
         "the task event was deleted although its instance was never read"
     );
     crate::support::env::delete_keys(&format!("*cluster/{name}*"));
+}
+
+#[tokio::test]
+async fn task_event_of_unknown_cluster_dropped() {
+    let fake = FakeEcs::start().await;
+    let cache = CapacityCache::new(shared_redis(), true);
+    let registry = prometheus::Registry::new();
+    let sqs = sqs_client();
+    let queue_url = crate::support::scheduler::events_queue().await;
+    let events = EventsReconciler::new(
+        sqs.clone(),
+        ecs_client(fake.endpoint()),
+        cache,
+        queue_url.clone(),
+        Duration::from_secs(1),
+        EventMetrics::register(&registry).unwrap(),
+    );
+    // ECS answers ClusterNotFoundException, which no retry can change.
+    let cluster_arn = format!(
+        "arn:aws:ecs:us-east-1:123456789012:cluster/{}",
+        unique("gone")
+    );
+    let task_event = json!({
+        "version": "0", "id": unique("event"), "detail-type": "ECS Task State Change", "source": "aws.ecs",
+        "time": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        "detail": {"clusterArn": cluster_arn,
+                   "containerInstanceArn": format!("{cluster_arn}/0123456789abcdef"),
+                   "lastStatus": "RUNNING", "version": 2}
+    });
+    sqs.send_message()
+        .queue_url(&queue_url)
+        .message_body(task_event.to_string())
+        .send()
+        .await
+        .unwrap();
+    events.reconcile(&CancellationToken::new()).await.unwrap();
+
+    assert_eq!(
+        messages_in_flight(&sqs, &queue_url).await,
+        0,
+        "an event that can never be applied stays queued"
+    );
+}
+
+/// Messages received from `queue_url` and neither deleted nor visible yet.
+async fn messages_in_flight(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> u64 {
+    use aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible as InFlight;
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(InFlight)
+        .send()
+        .await
+        .unwrap();
+    attributes
+        .attributes()
+        .and_then(|a| a.get(&InFlight))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
