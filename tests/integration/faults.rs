@@ -251,7 +251,7 @@ async fn events_follow_the_fake_through_faults() {
     );
     let expected = |index: usize| 2000 + index as i64;
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(60);
+    let deadline = started + Duration::from_secs(90);
     loop {
         let cached = reader.cluster(&name).await.unwrap();
         let behind = instances
