@@ -141,8 +141,8 @@ impl EventsReconciler {
     }
 
     /// Reads the instances that task events touched and applies them.
-    /// Returns the receipts of the task events whose instance could not be
-    /// read, so they stay in the queue for another try.
+    /// Returns the receipts of the task events whose instance read failed
+    /// for a reason another try may fix, so they stay in the queue.
     async fn read_instances(
         &self,
         instances_by_cluster: BTreeMap<String, BTreeMap<String, Vec<String>>>,
@@ -160,27 +160,23 @@ impl EventsReconciler {
                     .await
                 {
                     Ok(reply) => reply,
-                    Err(error) if is_transient(&error) => {
-                        warn!(
-                            %cluster,
-                            instances = chunk.len(),
-                            error = %aws_sdk_ecs::error::DisplayErrorContext(&error),
-                            "reading instances after task events failed; the events stay queued for another try"
-                        );
-                        for arn in chunk {
-                            unread.extend(receipts_by_instance[*arn].iter().cloned());
-                        }
-                        continue;
-                    }
                     Err(error) => {
-                        // Another try would fail the same way; the next
-                        // full refresh reads these instances.
+                        // After a client error another try would fail the
+                        // same way, so the next full refresh reads these
+                        // instances instead.
+                        let retry = is_transient(&error);
                         warn!(
                             %cluster,
                             instances = chunk.len(),
                             error = %aws_sdk_ecs::error::DisplayErrorContext(&error),
-                            "reading instances after task events failed; dropping the events"
+                            events = if retry { "kept for another try" } else { "dropped" },
+                            "reading instances after task events failed"
                         );
+                        if retry {
+                            for arn in chunk {
+                                unread.extend(receipts_by_instance[*arn].iter().cloned());
+                            }
+                        }
                         continue;
                     }
                 };
@@ -301,9 +297,10 @@ impl Reconciler for EventsReconciler {
     }
 }
 
-/// Whether a failed instance read may succeed on another try: transport
-/// failures, timeouts, throttling and ECS server errors. Client errors,
-/// such as an unknown cluster or missing permissions, would fail again.
+/// Returns whether a failed instance read may succeed on another try, as
+/// after transport failures, timeouts, throttling and ECS server errors.
+/// Client errors, such as an unknown cluster or missing permissions, would
+/// fail again.
 fn is_transient(
     error: &aws_sdk_ecs::error::SdkError<
         aws_sdk_ecs::operation::describe_container_instances::DescribeContainerInstancesError,

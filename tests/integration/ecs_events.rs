@@ -301,7 +301,7 @@ async fn task_event_of_unknown_cluster_dropped() {
         Duration::from_secs(1),
         EventMetrics::register(&registry).unwrap(),
     );
-    // ECS answers ClusterNotFoundException, which no retry can change.
+    // ECS returns ClusterNotFoundException, which no retry changes.
     let cluster_arn = format!(
         "arn:aws:ecs:us-east-1:123456789012:cluster/{}",
         unique("gone")

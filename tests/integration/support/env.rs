@@ -61,7 +61,7 @@ impl PrivateRedis {
     }
 
     fn spawn(port: u16, extra: &[String]) -> Child {
-        let child = Command::new("redis-server")
+        let mut child = Command::new("redis-server")
             .args([
                 "--bind",
                 "127.0.0.1",
@@ -76,7 +76,12 @@ impl PrivateRedis {
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is installed");
-        wait_for_port(port);
+        wait_for_port(port, || {
+            let status = child.try_wait().expect("wait works")?;
+            Some(format!(
+                "redis-server exited with {status} before listening"
+            ))
+        });
         child
     }
 
@@ -97,11 +102,16 @@ impl Drop for PrivateRedis {
     }
 }
 
-pub fn wait_for_port(port: u16) {
+/// Waits until something listens on `port`, at most 15 s. Panics early
+/// with the message `exited` returns, once the process has exited.
+pub fn wait_for_port(port: u16, mut exited: impl FnMut() -> Option<String>) {
     // Generous: a loaded two-core machine can take seconds to start tend.
     for _ in 0..300 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return;
+        }
+        if let Some(message) = exited() {
+            panic!("{message}");
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -1,11 +1,11 @@
 //! A TCP proxy on 127.0.0.1 that injects faults between tend and a peer
 //! that speaks a request-reply protocol, such as Redis. Each burst the
-//! client sends after a reply counts as one request; a request may be
-//! delayed, or the connection may end (both sides closed at once, as a
-//! reset or a crashed peer looks to the client) either before the request
-//! reaches the peer or after the peer has acted on it and before its reply
-//! gets back. No installable fault proxy exists here, so the tests carry
-//! this one; `http_fault_proxy` is its HTTP counterpart.
+//! client sends after a reply counts as one request. A request may be
+//! delayed, or the proxy may close both sides of the connection, as a
+//! reset or a crashed peer looks to the client. It closes them either
+//! before the request reaches the peer, or after the peer has acted on it
+//! and before the reply gets back. No installable fault proxy exists here,
+//! so the tests carry this one. `http_fault_proxy` is its HTTP counterpart.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 #[derive(Debug, Clone, Copy)]
 pub struct Faults {
     /// Chance that a request ends the connection: half of these before the
-    /// peer sees the request, half after it has acted on it.
+    /// peer receives the request, half after it has acted on it.
     pub drop: f64,
     /// Chance that a request is held back for `latency` first.
     pub delay: f64,

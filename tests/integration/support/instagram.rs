@@ -160,22 +160,9 @@ impl Harness {
             .unwrap_or_else(|| panic!("no post for {media_id}"))
     }
 
-    /// Keys under the archive prefix.
+    /// Every key in this harness's bucket, sorted.
     pub async fn keys(&self) -> Vec<String> {
-        let mut keys = Vec::new();
-        let mut pages = s3_client()
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            keys.extend(
-                page.unwrap()
-                    .contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_owned)),
-            );
-        }
+        let mut keys = list_keys(&self.bucket, "", None).await;
         keys.sort();
         keys
     }
@@ -194,12 +181,19 @@ impl Harness {
 
 /// Keys of the sidecars in `bucket`: one per archived item.
 pub async fn sidecar_keys(bucket: &str) -> Vec<String> {
+    // Sidecars sit directly under the prefix, the files in folders below.
+    list_keys(bucket, "instagram/", Some("/")).await
+}
+
+/// Keys in `bucket` under `prefix`, all pages; with a `delimiter`, only
+/// those not below a further delimiter.
+async fn list_keys(bucket: &str, prefix: &str, delimiter: Option<&str>) -> Vec<String> {
     let mut keys = Vec::new();
     let mut pages = s3_client()
         .list_objects_v2()
         .bucket(bucket)
-        .prefix("instagram/")
-        .delimiter("/")
+        .prefix(prefix)
+        .set_delimiter(delimiter.map(str::to_owned))
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {

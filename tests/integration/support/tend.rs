@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::env::free_port;
+use super::env::{free_port, wait_for_port};
 
 /// Environment for one `tend` process: dummy AWS credentials, a region, the
 /// ECS endpoint and tend's own settings.
@@ -136,25 +136,17 @@ impl RunningTend {
         }
     }
 
-    /// Waits until the HTTP port accepts connections; panics with the log
-    /// if the process exits first or takes more than 15 s.
+    /// Waits until the HTTP port accepts connections. A panic here prints
+    /// the log, from `drop`, and quotes it when tend exited first.
     fn wait_listening(&mut self) {
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some(status) = self.child.try_wait().expect("wait works") {
-                panic!(
-                    "tend exited with {status} before listening:\n{}",
-                    self.log()
-                );
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(15),
-                "tend not listening on port {} after 15 s:\n{}",
-                self.port,
+        let port = self.port;
+        wait_for_port(port, || {
+            let status = self.child.try_wait().expect("wait works")?;
+            Some(format!(
+                "tend exited with {status} before listening:\n{}",
                 self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            ))
+        });
     }
 
     /// Kills the process with SIGKILL, as a crash would.
